@@ -1,0 +1,41 @@
+# tiertrace task entry point: make demo | test | lint | bench | assets
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench bench-quick assets soak venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tiertrace demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy --strict src/tiertrace
+
+bench: $(STAMP)
+	$(PY) benchmarks/overhead.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/overhead.py --quick
+
+assets: $(STAMP)
+	$(PY) -m tiertrace._dashboards --write grafana/dashboards
+
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py $(SOAK_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""tiertrace: OpenTelemetry for three-tier memory — Redis (L1), PostgreSQL (L2), Chroma (L3).
+
+Quickstart::
+
+    import tiertrace
+    tiertrace.init(exporter="prometheus")      # or "otlp" (default), "console", "none"
+
+    # ... your code using redis, psycopg and chromadb, unchanged ...
+
+    snap = tiertrace.stats()
+    print(snap["window"]["served_by"], snap["window"]["cache_effectiveness"])
+
+Every access to a tier becomes a span and a point of ``tiertrace.access.duration`` with tier,
+hit and cost; accesses made to answer one query are grouped into a lookup (which tier served
+it, how long the fall-through took, what it cost). See the module documentation of
+`tiertrace._tiers` (tiers and costs), `tiertrace._redis`, `tiertrace._psycopg`,
+`tiertrace._chroma` (what is recorded per client), `tiertrace._lookup` (lookups),
+`tiertrace._events` (lookup telemetry and ``on_access``), `tiertrace._stats` (``stats()``),
+`tiertrace._config` (settings and environment variables) and `tiertrace._telemetry`
+(providers and exporters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._access import report_fault as _report_fault
+from ._config import Settings
+from ._errors import ConfigError
+from ._lookup import lookup
+from ._psycopg import PsycopgInstrumentor
+from ._redis import RedisInstrumentor
+from ._runtime import Handle, handle, init, shutdown
+from ._tiers import DEFAULT_TIERS, Tier
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "ConfigError",
+    "Handle",
+    "PsycopgInstrumentor",
+    "RedisInstrumentor",
+    "Settings",
+    "Tier",
+    "__version__",
+    "flush",
+    "handle",
+    "init",
+    "lookup",
+    "on_access",
+    "shutdown",
+    "stats",
+    "suggestions",
+]
+
+
+def flush() -> None:
+    """Close pending lookups and accesses now and flush the exporters (no-op before init)."""
+    h = handle()
+    if h is not None:
+        h.flush()
+
+
+def stats() -> dict[str, Any]:
+    """A snapshot of per-tier and lookup figures (see `tiertrace._stats`); {} before init()."""
+    h = handle()
+    if h is None:
+        return {}
+    try:
+        h.grouper.flush(everything=False)
+        snap = h.stats.snapshot()
+        snap["suggestions"] = [_suggestion_dict(s) for s in suggestions()]
+        return snap
+    except Exception as fault:
+        _report_fault("stats", fault)
+        return {}
+
+
+def suggestions() -> list[Any]:
+    """The advisor's current findings, pre-cache suggestions first ([] when it is off)."""
+    h = handle()
+    if h is None or h.advisor is None:
+        return []
+    try:
+        return list(h.advisor.suggestions())
+    except Exception as fault:
+        _report_fault("advisor", fault)
+        return []
+
+
+def on_access(callback: Any) -> Any:
+    """Call ``callback(event)`` for every ``memory_tier_access`` event; returns unsubscribe.
+
+    Before ``init()`` the callback is not registered and the returned function does nothing.
+    """
+    h = handle()
+    if h is None:
+        return lambda: None
+    return h.emitter.subscribe(callback)
+
+
+def _suggestion_dict(s: Any) -> dict[str, Any]:
+    fields = ("kind", "pattern", "tier", "message", "accesses", "ttl_s",
+              "latency_savings_s_per_day", "cost_savings_usd_per_day")  # fmt: skip
+    return {f: getattr(s, f, None) for f in fields}

@@ -1,0 +1,272 @@
+"""The access recorder: the one hot path every instrumentor shares.
+
+Each client operation on a tier (a Redis command, a PostgreSQL statement, a Chroma call)
+becomes one *access*: a span named ``{db.operation.name} {target}``, one point of the
+``tiertrace.access.duration`` histogram, and its cost, which is summed locally and exported
+through the observable counter ``tiertrace.cost.usd``. Reads carry ``tiertrace.hit``; writes do
+not. Failures set span status ERROR with ``error.type`` and ``db.response.status_code``; the
+original exception reaches your code unchanged.
+
+Cost on the hot path is kept low:
+
+* the span gets its sampler-relevant attributes at start (tier, level, system, operation,
+  collection, cost); everything else is added only when the span is recording, so unsampled
+  spans cost no attribute work;
+* metric attribute sets are built once per (tier, operation, hit, error) and reused;
+* metrics never depend on spans: with tracing off the histogram and cost still work.
+
+Coexistence: when another instrumentation of the same client (opentelemetry-instrumentation-
+redis / -psycopg, openllmetry's chromadb) already started a span for this call, tiertrace
+*enriches* that span (adds its attributes and renames it) instead of opening a second one.
+When the other instrumentation wraps inside tiertrace, tiertrace suppresses it for the
+duration of the call. Either way: one span per access. ``suppress_instrumentation`` is
+honoured: a suppressed call records nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, get_current_span
+
+from ._tiers import Tier
+
+try:  # the key moved between releases
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
+except ImportError:  # pragma: no cover
+    from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
+
+_log = logging.getLogger("tiertrace")
+
+FOREIGN_SCOPES = frozenset(
+    {
+        "opentelemetry.instrumentation.redis",
+        "opentelemetry.instrumentation.psycopg",
+        "opentelemetry.instrumentation.dbapi",
+        "opentelemetry.instrumentation.chromadb",
+    }
+)
+_MAX_ATTR_SETS = 4096
+
+
+class Access:
+    """One access in flight; instrumentors fill the optional fields, the recorder the rest."""
+
+    __slots__ = (
+        "cost", "duration_s", "error_type", "hit", "key", "keys_hit", "keys_requested",
+        "level", "op", "owned", "pattern", "read", "recording", "rows", "span", "start_ns", "t0",
+        "target", "tier", "token",
+    )  # fmt: skip
+
+    def __init__(self, tier: Tier, op: str, target: str, span: Span, owned: bool) -> None:
+        self.tier = tier
+        self.level = tier.level
+        self.op = op
+        self.target = target
+        self.span = span
+        self.owned = owned
+        self.recording = span.is_recording()
+        self.cost = tier.cost(op)
+        self.hit: bool | None = None
+        self.error_type: str | None = None
+        self.rows: int | None = None
+        self.keys_requested: int | None = None
+        self.keys_hit: int | None = None
+        self.key: str | None = None
+        self.pattern = target
+        self.read = False
+        self.token: object = None
+        self.duration_s = 0.0
+        self.start_ns = 0
+        self.t0 = perf_counter()
+
+
+class _State:
+    """What the recorder writes to; replaced as a whole by init() and shutdown()."""
+
+    def __init__(self, telemetry: Any = None, sink: Callable[[Access], None] | None = None) -> None:
+        self.enabled = telemetry is not None
+        self.telemetry = telemetry
+        self.tracer = telemetry.tracer if telemetry is not None else None
+        self.histogram = telemetry.access_duration if telemetry is not None else None
+        self.semconv = telemetry.semconv_duration if telemetry is not None else None
+        self.sink = sink
+        self.attr_sets: dict[tuple[str, str, bool | None, str | None], dict[str, Any]] = {}
+        self.costs: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.faults_logged: set[tuple[str, str]] = set()
+        self.capture_keys = "template"
+        self.capture_query_text = True
+
+
+STATE = _State()
+
+
+def configure(telemetry: Any, sink: Callable[[Access], None] | None) -> _State:
+    """Point the recorder at new telemetry (``None`` turns recording off)."""
+    global STATE
+    STATE = _State(telemetry, sink)
+    return STATE
+
+
+def active() -> bool:
+    """Whether a call should be recorded now (init() done, not suppressed)."""
+    return STATE.enabled and not otel_context.get_value(SUPPRESS_KEY)
+
+
+def start(
+    tier: Tier, op: str, target: str, kind: SpanKind, suppress_inner: bool = False
+) -> Access:
+    """Open an access. Call `active()` first; `finish`/`fail` must follow."""
+    st = STATE
+    name = f"{op} {target}" if target else op
+    parent = get_current_span()
+    scope = getattr(parent, "instrumentation_scope", None)
+    if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
+        acc = Access(tier, op, target, parent, owned=False)
+        parent.update_name(name)
+        parent.set_attributes(_start_attributes(acc))
+        return acc
+    span = st.tracer.start_span(name, kind=kind) if st.tracer is not None else INVALID_SPAN
+    acc = Access(tier, op, target, span, owned=True)
+    if acc.recording:
+        span.set_attributes(_start_attributes(acc))
+    if suppress_inner:
+        acc.token = otel_context.attach(otel_context.set_value(SUPPRESS_KEY, True))
+    return acc
+
+
+def _start_attributes(acc: Access) -> dict[str, Any]:
+    tier = acc.tier
+    attrs: dict[str, Any] = {
+        "tiertrace.tier": tier.name,
+        "tiertrace.tier.level": tier.level,
+        "tiertrace.cost": acc.cost,
+        "db.system.name": tier.system,
+        "db.operation.name": acc.op,
+    }
+    if acc.target and tier.system != "redis":
+        attrs["db.collection.name"] = acc.target
+    return attrs
+
+
+def finish(acc: Access, hit: bool | None = None) -> None:
+    """Close an access that returned normally; ``hit`` is None for writes and unknown reads."""
+    acc.hit = hit
+    _close(acc, perf_counter() - acc.t0)
+
+
+def stop_clock(acc: Access) -> None:
+    """Freeze the duration now; the hit is decided later by `finish_later`."""
+    acc.duration_s = perf_counter() - acc.t0
+    if acc.token is not None:
+        otel_context.detach(acc.token)  # type: ignore[arg-type]
+        acc.token = None
+
+
+def finish_later(acc: Access, hit: bool | None, extra_s: float = 0.0) -> None:
+    """Close an access whose clock `stop_clock` froze (psycopg server cursors, pipelines)."""
+    acc.hit = hit
+    _close(acc, acc.duration_s + extra_s)
+
+
+def fail(acc: Access, exc: BaseException, status_code: str | None = None) -> None:
+    """Close an access whose call raised ``exc`` (the caller re-raises it unchanged)."""
+    try:
+        acc.error_type = type(exc).__qualname__
+        acc.hit = None
+        if acc.recording:
+            span = acc.span
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
+            span.set_attribute("error.type", acc.error_type)
+            if status_code:
+                span.set_attribute("db.response.status_code", status_code)
+            if acc.owned:
+                span.record_exception(exc)
+        _close(acc, perf_counter() - acc.t0)
+    except Exception as fault:  # never let our fault replace the user's exception
+        report_fault("recorder", fault)
+
+
+def _close(acc: Access, duration: float) -> None:
+    st = STATE
+    try:
+        if acc.token is not None:
+            otel_context.detach(acc.token)  # type: ignore[arg-type]
+            acc.token = None
+        acc.duration_s = duration
+        tier = acc.tier
+        key = (tier.name, acc.op, acc.hit, acc.error_type)
+        attrs = st.attr_sets.get(key)
+        if attrs is None:
+            attrs = _metric_attributes(acc)
+            if len(st.attr_sets) < _MAX_ATTR_SETS:
+                st.attr_sets[key] = attrs
+        if st.histogram is not None:
+            st.histogram.record(duration, attrs)
+            if st.semconv is not None:
+                st.semconv.record(duration, _semconv_attributes(acc))
+        with st.lock:
+            st.costs[tier.name] = st.costs.get(tier.name, 0.0) + acc.cost
+        span = acc.span
+        if acc.recording:
+            if acc.hit is not None:
+                span.set_attribute("tiertrace.hit", acc.hit)
+            if acc.rows is not None:
+                span.set_attribute("db.response.returned_rows", acc.rows)
+            if acc.keys_requested is not None:
+                span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
+                span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
+        if acc.owned:
+            span.end()
+        if st.sink is not None:
+            st.sink(acc)
+    except Exception as fault:
+        report_fault("recorder", fault)
+
+
+def _metric_attributes(acc: Access) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "tiertrace.tier": acc.tier.name,
+        "tiertrace.tier.level": acc.tier.level,
+        "db.system.name": acc.tier.system,
+        "db.operation.name": acc.op,
+    }
+    if acc.hit is not None:
+        attrs["tiertrace.hit"] = acc.hit
+    if acc.error_type is not None:
+        attrs["error.type"] = acc.error_type
+    return attrs
+
+
+def _semconv_attributes(acc: Access) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"db.system.name": acc.tier.system, "db.operation.name": acc.op}
+    if acc.error_type is not None:
+        attrs["error.type"] = acc.error_type
+    return attrs
+
+
+def costs() -> dict[str, float]:
+    """Cumulative cost per tier name since init()."""
+    st = STATE
+    with st.lock:
+        return dict(st.costs)
+
+
+def report_fault(component: str, exc: BaseException) -> None:
+    """Count a fault of tiertrace itself and log it once per (component, type)."""
+    st = STATE
+    try:
+        ident = (component, type(exc).__name__)
+        if ident not in st.faults_logged:
+            st.faults_logged.add(ident)
+            _log.warning("tiertrace: internal fault in %s ignored: %r", component, exc)
+        if st.telemetry is not None:
+            st.telemetry.self_errors.add(1, {"tiertrace.component": component})
+    except Exception:  # pragma: no cover - the last line of defence
+        pass

@@ -1,0 +1,189 @@
+"""``init()`` and ``shutdown()``: turning tiertrace on and off for the whole process.
+
+::
+
+    import tiertrace
+
+    handle = tiertrace.init(exporter="prometheus")   # /metrics on 127.0.0.1:9464
+    ...                                              # your Redis / PostgreSQL / Chroma code
+    print(tiertrace.stats()["window"]["cache_effectiveness"])
+    tiertrace.shutdown()                             # flushes, uninstruments, stops exporters
+
+``init()`` resolves the settings (see `tiertrace._config`), sets up providers and instruments
+(see `tiertrace._telemetry`) and instruments every supported client library that is installed
+(``instrument=["redis", "psycopg"]`` narrows that). Calling it again with no arguments or the same
+ones returns the same handle; calling it with different settings raises `ConfigError` — call
+``shutdown()`` first. It is the only place tiertrace raises.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import _access, _lookup
+from ._binding import TIERS
+from ._config import Settings, resolve
+from ._errors import ConfigError
+from ._events import Emitter
+from ._lookup import Grouper
+from ._stats import Stats
+from ._telemetry import Telemetry
+
+_LOCK = threading.RLock()
+_INSTRUMENTORS = {
+    "redis": ("redis", "tiertrace._redis", "RedisInstrumentor"),
+    "psycopg": ("psycopg", "tiertrace._psycopg", "PsycopgInstrumentor"),
+    "chroma": ("chromadb", "tiertrace._chroma", "ChromaInstrumentor"),
+}
+
+
+class Handle:
+    """What ``init()`` returns: the live configuration and its parts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.telemetry = Telemetry(settings)
+        self.stats = Stats(settings)
+        self.advisor = _make_advisor(settings)
+        self.emitter = Emitter(self.telemetry, self.stats, self.advisor)
+        self.grouper = Grouper(
+            self.emitter.close, settings.implicit_lookups, settings.implicit_window_s,
+            self._observe,
+        )  # fmt: skip
+        self.instrumentors: list[Any] = []
+
+    def _observe(self, acc: _access.Access) -> None:
+        self.stats.observe_access(acc)
+        if self.advisor is not None:
+            self.advisor.observe_access(
+                acc.tier.name, acc.level, acc.pattern, acc.key, acc.duration_s, acc.cost,
+                acc.hit, not acc.read,
+            )  # fmt: skip
+
+    def flush(self) -> None:
+        """Close every pending lookup and access, and flush the exporters' queues."""
+        from ._psycopg import flush_all
+
+        flush_all()
+        self.grouper.flush(everything=True)
+        for provider in (self.telemetry.tracer_provider, self.telemetry.meter_provider,
+                         self.telemetry.logger_provider):  # fmt: skip
+            flush = getattr(provider, "force_flush", None)
+            if flush is not None:
+                try:
+                    flush()
+                except Exception as fault:
+                    _access.report_fault("export", fault)
+
+    def shutdown(self) -> None:
+        """Same as `tiertrace.shutdown()`."""
+        shutdown()
+
+
+_HANDLE: Handle | None = None
+
+
+def _make_advisor(settings: Settings) -> Any:
+    if not settings.advisor:
+        return None
+    from ._advisor import Advisor
+
+    return Advisor(
+        window_s=settings.advisor_window_s, capacity=settings.advisor_capacity,
+        min_accesses=settings.advisor_min_accesses, l1_hit_rate_target=settings.target_l1_hit_rate,
+    )  # fmt: skip
+
+
+def init(**kwargs: Any) -> Handle:
+    """Turn tiertrace on (see the module documentation); returns the live `Handle`."""
+    global _HANDLE
+    with _LOCK:
+        if _HANDLE is not None:
+            if not kwargs or resolve(kwargs) == _HANDLE.settings:
+                return _HANDLE
+            raise ConfigError(
+                "tiertrace.init() was already called with other settings; "
+                "call tiertrace.shutdown() before initializing again"
+            )
+        settings = resolve(kwargs)
+        handle = Handle(settings)
+        _wire(handle)
+        _HANDLE = handle
+        return handle
+
+
+def _wire(h: Handle) -> None:
+    s = h.settings
+    TIERS.set(s.tiers)
+    state = _access.configure(h.telemetry, h.grouper.on_access)
+    state.capture_keys = s.capture_keys
+    state.capture_query_text = s.capture_query_text
+    _lookup.CLOSE[:] = [h.emitter.close]
+    tel = h.telemetry
+    tel.on_collect(lambda: h.grouper.flush(everything=False))
+    tel.observe(
+        "tiertrace.cost.usd", "counter", "{USD}", "Cost of tier accesses in US dollars",
+        lambda: _costs(s),
+    )  # fmt: skip
+    if h.advisor is not None:
+        advisor = h.advisor
+        for name, unit, field, desc in (
+            ("tiertrace.advisor.candidate.accesses", "{access}", "accesses",
+             "Reads of a pre-cache candidate in the advisor window"),
+            ("tiertrace.advisor.candidate.latency_savings", "s", "latency_savings_s_per_day",
+             "Latency a pre-cache candidate would save per day"),
+            ("tiertrace.advisor.candidate.cost_savings.usd", "{USD}", "cost_savings_usd_per_day",
+             "Cost a pre-cache candidate would save per day"),
+        ):  # fmt: skip
+            tel.observe(name, "gauge", unit, desc, _candidates(advisor, field))
+    for name in s.instrument:
+        dist, module, cls = _INSTRUMENTORS[name]
+        if importlib.util.find_spec(dist) is None:
+            continue
+        instrumentor = getattr(importlib.import_module(module), cls)()
+        instrumentor.instrument(skip_dep_check=True)
+        h.instrumentors.append(instrumentor)
+
+
+def _costs(s: Settings) -> Iterable[tuple[float, dict[str, Any]]]:
+    spent = _access.costs()
+    for tier in s.tiers:
+        yield spent.get(tier.name, 0.0), {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level}
+
+
+def _candidates(advisor: Any, field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]]]]:
+    def produce() -> Iterable[tuple[float, dict[str, Any]]]:
+        for c in advisor.candidates():
+            yield float(getattr(c, field)), {"tiertrace.pattern": c.pattern, "tiertrace.tier": c.tier}
+
+    return produce
+
+
+def handle() -> Handle | None:
+    """The live handle, or None before ``init()``."""
+    return _HANDLE
+
+
+def shutdown() -> None:
+    """Flush everything pending, uninstrument the clients and stop the exporters."""
+    global _HANDLE
+    with _LOCK:
+        h = _HANDLE
+        if h is None:
+            return
+        try:
+            h.flush()
+        finally:
+            for instrumentor in h.instrumentors:
+                try:
+                    instrumentor.uninstrument()
+                except Exception as fault:
+                    _access.report_fault("shutdown", fault)
+            _access.configure(None, None)
+            _lookup.CLOSE.clear()
+            h.telemetry.shutdown()
+            _HANDLE = None

@@ -1,0 +1,218 @@
+"""Providers and instruments: where tiertrace's spans, metrics and events go.
+
+`tiertrace.init()` never replaces a provider your application configured:
+
+* ``tracer_provider`` / ``meter_provider`` / ``logger_provider`` passed to ``init()`` are used
+  as they are (tiertrace adds no processor or reader to them);
+* otherwise a configured global SDK provider is used as it is;
+* otherwise tiertrace creates one for the chosen ``exporter`` and installs it as the global
+  provider, so your other instrumentations share it. ``shutdown()`` shuts down only providers
+  tiertrace created.
+
+Exporters: ``otlp`` sends traces, metrics and the ``memory_tier_access`` log events over OTLP
+(``pip install tiertrace[otlp]``; endpoint, headers and TLS from the standard
+``OTEL_EXPORTER_OTLP_*`` variables); ``prometheus`` serves ``/metrics`` on
+``prometheus_host:prometheus_port`` (127.0.0.1:9464 by default; ``pip install
+tiertrace[prometheus]``) and records no spans unless you configured a tracer provider;
+``console`` prints everything; ``none`` exports nothing (``tiertrace.stats()`` still works).
+
+Instruments (names pinned by DESIGN §4): ``tiertrace.access.duration`` and
+``tiertrace.lookup.duration`` (histograms in seconds with buckets from 50 µs to 10 s),
+``tiertrace.cost.usd`` (observable counter fed by a local accumulator),
+``tiertrace.self.errors`` and, with ``semconv_metrics=True``, ``db.client.operation.duration``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import get_logger_provider, set_logger_provider
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from ._config import Settings
+from ._errors import ConfigError
+from ._version import __version__
+
+BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+SEMCONV_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+SCOPE = "tiertrace"
+
+
+def _is_sdk(provider: object, module: str) -> bool:
+    return type(provider).__module__.startswith(module)
+
+
+class Telemetry:
+    """The providers, tracer, meter, logger and instruments of one ``init()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.owned: list[Any] = []  # providers we created (shut down with us)
+        self._http: Any = None
+        self.tracer_provider = self._tracer_provider(settings)
+        self.meter_provider = self._meter_provider(settings)
+        self.logger_provider = self._logger_provider(settings)
+        self.tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
+        meter = self.meter_provider.get_meter(SCOPE, __version__)
+        self.meter = meter
+        self.logger = self.logger_provider.get_logger(SCOPE, __version__)
+        self.access_duration = meter.create_histogram(
+            "tiertrace.access.duration", unit="s",
+            description="Duration of one access to a memory tier",
+            explicit_bucket_boundaries_advisory=BUCKETS,
+        )  # fmt: skip
+        self.lookup_duration = meter.create_histogram(
+            "tiertrace.lookup.duration", unit="s",
+            description="Duration of one lookup: the whole fall-through across tiers",
+            explicit_bucket_boundaries_advisory=BUCKETS,
+        )  # fmt: skip
+        self.self_errors = meter.create_counter(
+            "tiertrace.self.errors", unit="{error}",
+            description="Faults inside tiertrace that were caught; the application was not affected",
+        )  # fmt: skip
+        self.semconv_duration = (
+            meter.create_histogram(
+                "db.client.operation.duration", unit="s",
+                description="Duration of database client operations",
+                explicit_bucket_boundaries_advisory=SEMCONV_BUCKETS,
+            )  # fmt: skip
+            if settings.semconv_metrics
+            else None
+        )
+        self._lock = threading.Lock()
+        self._collect_hooks: list[Callable[[], None]] = []
+
+    # -- providers -------------------------------------------------------------------------
+    def _tracer_provider(self, s: Settings) -> Any:
+        if s.tracer_provider is not None:
+            return s.tracer_provider
+        current = trace.get_tracer_provider()
+        if _is_sdk(current, "opentelemetry.sdk") or s.exporter in ("prometheus", "none"):
+            return current
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider()
+        if s.exporter == "otlp":
+            exporter: Any = _otlp("trace_exporter", "OTLPSpanExporter")()
+        else:
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporter = ConsoleSpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        return self._own(provider, trace.set_tracer_provider)
+
+    def _meter_provider(self, s: Settings) -> Any:
+        if s.meter_provider is not None:
+            return s.meter_provider
+        current = metrics.get_meter_provider()
+        if _is_sdk(current, "opentelemetry.sdk") or s.exporter == "none":
+            return current
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader: Any
+        if s.exporter == "otlp":
+            reader = PeriodicExportingMetricReader(_otlp("metric_exporter", "OTLPMetricExporter")())
+        elif s.exporter == "console":
+            from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+            reader = PeriodicExportingMetricReader(ConsoleMetricExporter())
+        else:
+            reader = self._prometheus(s)
+        return self._own(MeterProvider(metric_readers=[reader]), metrics.set_meter_provider)
+
+    def _logger_provider(self, s: Settings) -> Any:
+        if s.logger_provider is not None:
+            return s.logger_provider
+        current = get_logger_provider()
+        if _is_sdk(current, "opentelemetry.sdk") or s.exporter in ("prometheus", "none"):
+            return current
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+        provider = LoggerProvider()
+        if s.exporter == "otlp":
+            exporter: Any = _otlp("_log_exporter", "OTLPLogExporter")()
+        else:
+            from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+            exporter = ConsoleLogRecordExporter()
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        return self._own(provider, set_logger_provider)
+
+    def _prometheus(self, s: Settings) -> Any:
+        try:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import start_http_server
+        except ImportError:
+            raise ConfigError(
+                "exporter='prometheus' needs opentelemetry-exporter-prometheus; "
+                "pip install 'tiertrace[prometheus]'"
+            ) from None
+        try:
+            self._http = start_http_server(s.prometheus_port, addr=s.prometheus_host)
+        except OSError as exc:
+            raise ConfigError(
+                f"prometheus_port={s.prometheus_port} on {s.prometheus_host} cannot be served "
+                f"({exc.strerror or exc}); choose a free port (TIERTRACE_PROMETHEUS_PORT)"
+            ) from None
+        return PrometheusMetricReader()
+
+    def _own(self, provider: Any, set_global: Callable[[Any], None]) -> Any:
+        self.owned.append(provider)
+        set_global(provider)
+        return provider
+
+    # -- observable instruments ------------------------------------------------------------
+    def observe(
+        self, name: str, kind: str, unit: str, description: str,
+        produce: Callable[[], Iterable[tuple[float, dict[str, Any]]]],
+    ) -> None:  # fmt: skip
+        """Register an observable counter or gauge whose points ``produce`` yields."""
+
+        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+            for hook in list(self._collect_hooks):
+                hook()
+            return [Observation(value, attrs) for value, attrs in produce()]
+
+        if kind == "counter":
+            self.meter.create_observable_counter(name, [callback], unit, description)
+        else:
+            self.meter.create_observable_gauge(name, [callback], unit, description)
+
+    def on_collect(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` before observable instruments are read (flushes pending lookups)."""
+        self._collect_hooks.append(hook)
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            with contextlib.suppress(Exception):
+                if provider in self.owned:
+                    provider.shutdown()
+                elif hasattr(provider, "force_flush"):
+                    provider.force_flush()
+        if self._http is not None:
+            server, thread = self._http
+            with contextlib.suppress(Exception):
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=2)
+        self._http = None
+
+
+def _otlp(module: str, name: str) -> Any:
+    try:
+        mod = __import__(f"opentelemetry.exporter.otlp.proto.http.{module}", fromlist=[name])
+    except ImportError:
+        raise ConfigError(
+            "exporter='otlp' needs opentelemetry-exporter-otlp; pip install 'tiertrace[otlp]' "
+            "or choose exporter='prometheus', 'console' or 'none'"
+        ) from None
+    return getattr(mod, name)

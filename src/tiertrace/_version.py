@@ -1,0 +1,2 @@
+"""Version of tiertrace."""
+__version__ = "0.1.0"
