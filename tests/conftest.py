@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -24,8 +25,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 import tiertrace
 
@@ -47,10 +46,22 @@ def redis_url() -> Iterator[str]:
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="tiertrace-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],  # fmt: skip
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(100):
@@ -106,11 +117,18 @@ class Telemetry:
     _metrics: Any = field(default=None)
 
     def spans(self, name_prefix: str = "") -> list[ReadableSpan]:
-        return [s for s in self.spans_exporter.get_finished_spans() if s.name.startswith(name_prefix)]
+        return [
+            s for s in self.spans_exporter.get_finished_spans() if s.name.startswith(name_prefix)
+        ]
 
     def access_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.spans() if s.attributes and "tiertrace.tier" in s.attributes
-                and "tiertrace.served_by" not in s.attributes]  # fmt: skip
+        return [
+            s
+            for s in self.spans()
+            if s.attributes
+            and "tiertrace.tier" in s.attributes
+            and "tiertrace.served_by" not in s.attributes
+        ]
 
     def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
         data = self.reader.get_metrics_data()
@@ -125,8 +143,11 @@ class Telemetry:
     def count(self, metric: str, **where: Any) -> int:
         """Histogram count of points whose attributes include ``where`` (dots as __)."""
         want = {k.replace("__", "."): v for k, v in where.items()}
-        return sum(p.count for a, p in self.points(metric)
-                   if all(a.get(k, "<absent>") == v for k, v in want.items()))  # fmt: skip
+        return sum(
+            p.count
+            for a, p in self.points(metric)
+            if all(a.get(k, "<absent>") == v for k, v in want.items())
+        )
 
     def access_count(self, **where: Any) -> int:
         return self.count("tiertrace.access.duration", **where)
@@ -150,9 +171,11 @@ def make_telemetry() -> Iterator[Any]:
         kwargs.setdefault("exporter", "none")
         t = Telemetry(spans, reader, logs)
         t.handle = tiertrace.init(
-            tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader]),
-            logger_provider=logger_provider, **kwargs,
-        )  # fmt: skip
+            tracer_provider=tracer_provider,
+            meter_provider=MeterProvider(metric_readers=[reader]),
+            logger_provider=logger_provider,
+            **kwargs,
+        )
         return t
 
     yield make

@@ -28,15 +28,21 @@ def _clean() -> Any:
         ({"target_cache_effectiveness": 7}, ["target_cache_effectiveness", "between 0 and 1"]),
         ({"colour": "red"}, ["unknown setting", "colour"]),
         ({"tiers": []}, ["tiers", "non-empty"]),
-        ({"tiers": [Tier("a", 1, "redis", 0.1), Tier("a", 2, "postgresql", 0.1)]},
-         ["duplicate tier name", "'a'"]),
-        ({"tiers": [Tier("a", 1, "redis", 0.1), Tier("b", 1, "postgresql", 0.1)]},
-         ["duplicate level 1"]),
+        (
+            {"tiers": [Tier("a", 1, "redis", 0.1), Tier("a", 2, "postgresql", 0.1)]},
+            ["duplicate tier name", "'a'"],
+        ),
+        (
+            {"tiers": [Tier("a", 1, "redis", 0.1), Tier("b", 1, "postgresql", 0.1)]},
+            ["duplicate level 1"],
+        ),
         ({"tiers": [Tier("a", 1, "redis", -0.5)]}, ["cost", "-0.5", ">= 0"]),
         ({"tiers": [Tier("a", 1, "mysql", 0.1)]}, ["system", "mysql"]),
     ],
 )
-def test_bad_setting_raises_config_error_naming_it(kwargs: dict[str, Any], words: list[str]) -> None:
+def test_bad_setting_raises_config_error_naming_it(
+    kwargs: dict[str, Any], words: list[str]
+) -> None:
     with pytest.raises(ConfigError) as caught:
         tiertrace.init(**kwargs)
     for word in words:

@@ -23,7 +23,9 @@ def test_mixed_workload_gives_exact_counts_and_skips_housekeeping(
         conn.execute("SHOW application_name")  # housekeeping
         with conn.cursor() as cur:
             cur.execute("INSERT INTO memories VALUES (%s, %s)", (10, "ten"))  # write
-            cur.executemany("INSERT INTO memories VALUES (%s, %s)", [(11, "a"), (12, "b"), (13, "c")])
+            cur.executemany(
+                "INSERT INTO memories VALUES (%s, %s)", [(11, "a"), (12, "b"), (13, "c")]
+            )
             cur.execute("UPDATE memories SET body = 'x' WHERE id = 10 RETURNING id")  # read, hit
             cur.execute("DELETE FROM memories WHERE id = 999 RETURNING id")  # read, miss
         conn.commit()
@@ -40,7 +42,9 @@ def test_mixed_workload_gives_exact_counts_and_skips_housekeeping(
     assert [s.attributes["db.operation.batch.size"] for s in many] == [3]
 
 
-def test_span_carries_sanitized_sql_summary_and_rows(telemetry: Any, pg_dsn: str, table: str) -> None:
+def test_span_carries_sanitized_sql_summary_and_rows(
+    telemetry: Any, pg_dsn: str, table: str
+) -> None:
     with psycopg.connect(pg_dsn) as conn:
         conn.execute("SELECT body FROM memories WHERE body = 'one' OR id IN (1, 2, 3)").fetchall()
     (span,) = telemetry.access_spans()
@@ -54,7 +58,9 @@ def test_span_carries_sanitized_sql_summary_and_rows(telemetry: Any, pg_dsn: str
     assert span.attributes["server.port"] == 5432
 
 
-def test_server_cursor_hit_is_decided_at_first_fetch(telemetry: Any, pg_dsn: str, table: str) -> None:
+def test_server_cursor_hit_is_decided_at_first_fetch(
+    telemetry: Any, pg_dsn: str, table: str
+) -> None:
     with psycopg.connect(pg_dsn) as conn:
         with conn.cursor(name="found") as cur:
             cur.execute("SELECT * FROM memories WHERE id <= %s", (2,))
@@ -106,9 +112,11 @@ async def test_async_connection_and_pool_are_instrumented(
         async with conn.cursor(name="srv") as scur:
             await scur.execute("SELECT * FROM memories WHERE id = 77")
             assert await scur.fetchall() == []
-    async with psycopg_pool.AsyncConnectionPool(pg_dsn, min_size=1, open=False) as pool:
-        async with pool.connection() as conn:
-            await (await conn.execute("SELECT * FROM memories WHERE id = 2")).fetchone()
+    async with (
+        psycopg_pool.AsyncConnectionPool(pg_dsn, min_size=1, open=False) as pool,
+        pool.connection() as conn,
+    ):
+        await (await conn.execute("SELECT * FROM memories WHERE id = 2")).fetchone()
     slow = [p for a, p in telemetry.points("tiertrace.access.duration") if a.get("tiertrace.hit")]
     assert sum(p.count for p in slow) == 2
     assert max(p.sum for p in slow) >= 0.2
@@ -133,12 +141,16 @@ def test_copy_block_is_one_write_access(telemetry: Any, pg_dsn: str, table: str)
     assert telemetry.access_count(db__operation__name="COPY", tiertrace__hit="<absent>") == 1
 
 
-def test_table_match_routes_statements_to_tiers(make_telemetry: Any, pg_dsn: str, table: str) -> None:
-    telemetry = make_telemetry(tiers=[
-        tiertrace.Tier("redis", 1, "redis", 0.0001),
-        tiertrace.Tier("facts", 2, "postgresql", 0.002, match=["facts"]),
-        tiertrace.Tier("memories", 2, "postgresql", 0.001, match=["memories"]),
-    ])  # fmt: skip
+def test_table_match_routes_statements_to_tiers(
+    make_telemetry: Any, pg_dsn: str, table: str
+) -> None:
+    telemetry = make_telemetry(
+        tiers=[
+            tiertrace.Tier("redis", 1, "redis", 0.0001),
+            tiertrace.Tier("facts", 2, "postgresql", 0.002, match=["facts"]),
+            tiertrace.Tier("memories", 2, "postgresql", 0.001, match=["memories"]),
+        ]
+    )
     with psycopg.connect(pg_dsn) as conn:
         conn.execute("SELECT * FROM memories").fetchall()
         conn.execute("SELECT 1").fetchall()  # matches no tier: left alone

@@ -16,7 +16,9 @@ import tiertrace
 DURATION = "tiertrace.access.duration"
 
 
-def test_mixed_workload_gives_exact_counts_per_operation_and_hit(telemetry: Any, r: redis.Redis) -> None:
+def test_mixed_workload_gives_exact_counts_per_operation_and_hit(
+    telemetry: Any, r: redis.Redis
+) -> None:
     r.set("user:1:profile", "alice")
     r.get("user:1:profile")  # hit
     r.get("user:2:profile")  # miss
@@ -83,8 +85,11 @@ def test_pipeline_and_transaction_are_one_access_each(telemetry: Any, r: redis.R
     assert telemetry.access_count(db__operation__name="PIPELINE", tiertrace__hit=False) == 1
     assert telemetry.access_count(db__operation__name="MULTI", tiertrace__hit=True) == 1
     assert telemetry.access_count(db__operation__name="MULTI", tiertrace__hit="<absent>") == 1
-    batch = sorted(s.attributes["db.operation.batch.size"] for s in telemetry.access_spans()
-                   if s.name.split()[0] in ("PIPELINE", "MULTI"))  # fmt: skip
+    batch = sorted(
+        s.attributes["db.operation.batch.size"]
+        for s in telemetry.access_spans()
+        if s.name.split()[0] in ("PIPELINE", "MULTI")
+    )
     assert batch == [2, 2, 3]
 
 
@@ -107,7 +112,7 @@ def test_error_reply_is_error_span_and_the_exception_reaches_the_caller_unchange
     assert str(caught.value).startswith("WRONGTYPE")
     frames = [f.filename for f in traceback.extract_tb(caught.value.__traceback__)]
     assert any("redis" in f and "tiertrace" not in f for f in frames)
-    span = [s for s in telemetry.access_spans() if s.name.startswith("LPUSH")][0]
+    span = next(s for s in telemetry.access_spans() if s.name.startswith("LPUSH"))
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "ResponseError"
     assert span.attributes["db.response.status_code"] == "WRONGTYPE"
@@ -150,21 +155,31 @@ def test_suppressed_calls_record_nothing(telemetry: Any, r: redis.Redis) -> None
 
 
 def test_uninstrument_restores_the_original_methods() -> None:
-    originals = (redis.Redis.execute_command, redis.client.Pipeline.execute,
-                 aioredis.Redis.execute_command)  # fmt: skip
+    originals = (
+        redis.Redis.execute_command,
+        redis.client.Pipeline.execute,
+        aioredis.Redis.execute_command,
+    )
     tiertrace.init(exporter="none")
     assert redis.Redis.execute_command is not originals[0]
     tiertrace.shutdown()
-    assert (redis.Redis.execute_command, redis.client.Pipeline.execute,
-            aioredis.Redis.execute_command) == originals  # fmt: skip
+    assert (
+        redis.Redis.execute_command,
+        redis.client.Pipeline.execute,
+        aioredis.Redis.execute_command,
+    ) == originals
 
 
-def test_tiers_with_key_match_split_one_redis_between_tiers(make_telemetry: Any, r: redis.Redis) -> None:
-    telemetry = make_telemetry(tiers=[
-        tiertrace.Tier("session", 1, "redis", 0.00005, match=["session:*"]),
-        tiertrace.Tier("redis", 1, "redis", 0.0001),
-        tiertrace.Tier("postgresql", 2, "postgresql", 0.001),
-    ])  # fmt: skip
+def test_tiers_with_key_match_split_one_redis_between_tiers(
+    make_telemetry: Any, r: redis.Redis
+) -> None:
+    telemetry = make_telemetry(
+        tiers=[
+            tiertrace.Tier("session", 1, "redis", 0.00005, match=["session:*"]),
+            tiertrace.Tier("redis", 1, "redis", 0.0001),
+            tiertrace.Tier("postgresql", 2, "postgresql", 0.001),
+        ]
+    )
     r.get("session:9")
     r.get("user:9")
     assert telemetry.access_count(tiertrace__tier="session") == 1

@@ -25,23 +25,31 @@ from __future__ import annotations
 from typing import Any
 
 from ._access import report_fault as _report_fault
+from ._agent import track_agent
 from ._config import Settings
 from ._errors import ConfigError
 from ._lookup import lookup
+from ._memory import LookupMetrics
 from ._psycopg import PsycopgInstrumentor
 from ._redis import RedisInstrumentor
 from ._runtime import Handle, handle, init, shutdown
+from ._tiered import AsyncTieredMemory, TieredMemory
 from ._tiers import DEFAULT_TIERS, Tier
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_TIERS",
+    "AsyncTieredMemory",
+    "ChromaInstrumentor",
     "ConfigError",
     "Handle",
+    "HashingEmbeddingFunction",
+    "LookupMetrics",
     "PsycopgInstrumentor",
     "RedisInstrumentor",
     "Settings",
     "Tier",
+    "TieredMemory",
     "__version__",
     "flush",
     "handle",
@@ -51,7 +59,22 @@ __all__ = [
     "shutdown",
     "stats",
     "suggestions",
+    "track_agent",
 ]
+
+_LAZY = {  # these import chromadb / numpy only when used
+    "ChromaInstrumentor": ("tiertrace._chroma", "ChromaInstrumentor"),
+    "HashingEmbeddingFunction": ("tiertrace._embedding", "HashingEmbeddingFunction"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'tiertrace' has no attribute {name!r}")
 
 
 def flush() -> None:
@@ -100,6 +123,14 @@ def on_access(callback: Any) -> Any:
 
 
 def _suggestion_dict(s: Any) -> dict[str, Any]:
-    fields = ("kind", "pattern", "tier", "message", "accesses", "ttl_s",
-              "latency_savings_s_per_day", "cost_savings_usd_per_day")  # fmt: skip
+    fields = (
+        "kind",
+        "pattern",
+        "tier",
+        "message",
+        "accesses",
+        "ttl_s",
+        "latency_savings_s_per_day",
+        "cost_savings_usd_per_day",
+    )
     return {f: getattr(s, f, None) for f in fields}

@@ -17,9 +17,9 @@ Cost on the hot path is kept low:
 
 Coexistence: when another instrumentation of the same client (opentelemetry-instrumentation-
 redis / -psycopg, openllmetry's chromadb) already started a span for this call, tiertrace
-*enriches* that span (adds its attributes and renames it) instead of opening a second one.
-When the other instrumentation wraps inside tiertrace, tiertrace suppresses it for the
-duration of the call. Either way: one span per access. ``suppress_instrumentation`` is
+*enriches* that span (adds its attributes, hit and cost, and renames it) instead of opening a
+second one; tiertrace's wrapper always sits innermost (see `tiertrace._patch`), so that span is
+there whatever the order of instrumentation: one span per access. ``suppress_instrumentation`` is
 honoured: a suppressed call records nothing at all.
 """
 
@@ -32,14 +32,10 @@ from time import perf_counter
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, get_current_span
 
 from ._tiers import Tier
-
-try:  # the key moved between releases
-    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
-except ImportError:  # pragma: no cover
-    from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 
 _log = logging.getLogger("tiertrace")
 
@@ -58,10 +54,26 @@ class Access:
     """One access in flight; instrumentors fill the optional fields, the recorder the rest."""
 
     __slots__ = (
-        "cost", "duration_s", "error_type", "hit", "key", "keys_hit", "keys_requested",
-        "level", "op", "owned", "pattern", "read", "recording", "rows", "span", "start_ns", "t0",
-        "target", "tier", "token",
-    )  # fmt: skip
+        "cost",
+        "duration_s",
+        "error_type",
+        "hit",
+        "key",
+        "keys_hit",
+        "keys_requested",
+        "level",
+        "op",
+        "owned",
+        "pattern",
+        "read",
+        "recording",
+        "rows",
+        "span",
+        "start_ns",
+        "t0",
+        "target",
+        "tier",
+    )
 
     def __init__(self, tier: Tier, op: str, target: str, span: Span, owned: bool) -> None:
         self.tier = tier
@@ -80,7 +92,6 @@ class Access:
         self.key: str | None = None
         self.pattern = target
         self.read = False
-        self.token: object = None
         self.duration_s = 0.0
         self.start_ns = 0
         self.t0 = perf_counter()
@@ -119,9 +130,7 @@ def active() -> bool:
     return STATE.enabled and not otel_context.get_value(SUPPRESS_KEY)
 
 
-def start(
-    tier: Tier, op: str, target: str, kind: SpanKind, suppress_inner: bool = False
-) -> Access:
+def start(tier: Tier, op: str, target: str, kind: SpanKind) -> Access:
     """Open an access. Call `active()` first; `finish`/`fail` must follow."""
     st = STATE
     name = f"{op} {target}" if target else op
@@ -136,8 +145,6 @@ def start(
     acc = Access(tier, op, target, span, owned=True)
     if acc.recording:
         span.set_attributes(_start_attributes(acc))
-    if suppress_inner:
-        acc.token = otel_context.attach(otel_context.set_value(SUPPRESS_KEY, True))
     return acc
 
 
@@ -164,9 +171,6 @@ def finish(acc: Access, hit: bool | None = None) -> None:
 def stop_clock(acc: Access) -> None:
     """Freeze the duration now; the hit is decided later by `finish_later`."""
     acc.duration_s = perf_counter() - acc.t0
-    if acc.token is not None:
-        otel_context.detach(acc.token)  # type: ignore[arg-type]
-        acc.token = None
 
 
 def finish_later(acc: Access, hit: bool | None, extra_s: float = 0.0) -> None:
@@ -175,8 +179,15 @@ def finish_later(acc: Access, hit: bool | None, extra_s: float = 0.0) -> None:
     _close(acc, acc.duration_s + extra_s)
 
 
-def fail(acc: Access, exc: BaseException, status_code: str | None = None) -> None:
-    """Close an access whose call raised ``exc`` (the caller re-raises it unchanged)."""
+StatusOf = Callable[[BaseException], "str | None"]
+
+
+def fail(acc: Access, exc: BaseException, status: StatusOf | None = None) -> None:
+    """Close an access whose call raised ``exc`` (the caller re-raises it unchanged).
+
+    ``status`` turns the exception into ``db.response.status_code`` (Redis error prefix,
+    SQLSTATE).
+    """
     try:
         acc.error_type = type(exc).__qualname__
         acc.hit = None
@@ -184,6 +195,7 @@ def fail(acc: Access, exc: BaseException, status_code: str | None = None) -> Non
             span = acc.span
             span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
             span.set_attribute("error.type", acc.error_type)
+            status_code = status(exc) if status is not None else None
             if status_code:
                 span.set_attribute("db.response.status_code", status_code)
             if acc.owned:
@@ -193,12 +205,62 @@ def fail(acc: Access, exc: BaseException, status_code: str | None = None) -> Non
         report_fault("recorder", fault)
 
 
+Begin = Callable[[Any, tuple[Any, ...], dict[str, Any]], "tuple[Access, Any] | None"]
+Done = Callable[[Access, Any, Any, Any], None]
+
+
+def wrappers(component: str, begin: Begin, done: Done, status: StatusOf | None = None) -> Any:
+    """The sync and async wrapt wrappers every instrumented client method shares.
+
+    ``begin(instance, args, kwargs)`` opens the access (or returns None: not an access);
+    ``done(acc, extra, instance, result)`` classifies the result and finishes it. A fault in
+    either is counted and the user's call goes on; the user's own exception is re-raised as it
+    is, after `fail` recorded it.
+    """
+
+    def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return begin(instance, args, kwargs)
+        except Exception as fault:
+            report_fault(component, fault)
+            return None
+
+    def _done(started: tuple[Access, Any], instance: Any, result: Any) -> None:
+        try:
+            done(started[0], started[1], instance, result)
+        except Exception as fault:
+            report_fault(component, fault)
+
+    def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        started = _start(instance, args, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail(started[0], exc, status)
+            raise
+        _done(started, instance, result)
+        return result
+
+    async def asynchronous(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        started = _start(instance, args, kwargs)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            fail(started[0], exc, status)
+            raise
+        _done(started, instance, result)
+        return result
+
+    return sync, asynchronous
+
+
 def _close(acc: Access, duration: float) -> None:
     st = STATE
     try:
-        if acc.token is not None:
-            otel_context.detach(acc.token)  # type: ignore[arg-type]
-            acc.token = None
         acc.duration_s = duration
         tier = acc.tier
         key = (tier.name, acc.op, acc.hit, acc.error_type)

@@ -1,33 +1,25 @@
 """Configuration: keyword arguments first, ``TIERTRACE_*`` environment variables second.
 
-Every setting of `tiertrace.init()` can also come from the environment; a keyword argument
-wins over the variable. Exporters read the standard ``OTEL_*`` variables themselves
-(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_HEADERS``, TLS settings, ``OTEL_SERVICE_NAME`` …).
+Every setting of `tiertrace.init()` can also come from the environment variable
+``TIERTRACE_<SETTING IN CAPITALS>``; a keyword argument wins over the variable. Exporters read the
+standard ``OTEL_*`` variables themselves (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``…_HEADERS``, TLS
+settings, ``OTEL_SERVICE_NAME`` …).
 
-=================================  ==========================  =================================
-setting                            variable                    default
-=================================  ==========================  =================================
-``exporter``                       ``TIERTRACE_EXPORTER``      ``otlp`` (or ``prometheus``,
-                                                               ``console``, ``none``)
-``prometheus_port``                ``TIERTRACE_PROMETHEUS_PORT``  ``9464``
-``prometheus_host``                ``TIERTRACE_PROMETHEUS_HOST``  ``127.0.0.1``
-``capture_keys``                   ``TIERTRACE_CAPTURE_KEYS``  ``template`` (``hash``, ``raw``,
-                                                               ``none``)
-``capture_query_text``             ``TIERTRACE_CAPTURE_QUERY_TEXT``  ``true`` (sanitized SQL)
-``implicit_lookups``               ``TIERTRACE_IMPLICIT_LOOKUPS``  ``true``
-``implicit_window_s``              ``TIERTRACE_IMPLICIT_WINDOW_S``  ``1.0``
-``advisor``                        ``TIERTRACE_ADVISOR``       ``true``
-``advisor_window_s``               ``TIERTRACE_ADVISOR_WINDOW_S``  ``3600``
-``advisor_capacity``               ``TIERTRACE_ADVISOR_CAPACITY``  ``10000``
-``advisor_min_accesses``           ``TIERTRACE_ADVISOR_MIN_ACCESSES``  ``10``
-``stats_window``                   ``TIERTRACE_STATS_WINDOW``  ``1000`` (lookups)
-``target_cache_effectiveness``     ``TIERTRACE_TARGET_CACHE_EFFECTIVENESS``  ``0.70``
-``target_lookup_latency_ms``       ``TIERTRACE_TARGET_LOOKUP_LATENCY_MS``  ``50``
-``target_l1_hit_rate``             ``TIERTRACE_TARGET_L1_HIT_RATE``  ``0.40``
-``semconv_metrics``                ``TIERTRACE_SEMCONV_METRICS``  ``false``
-``instrument``                     ``TIERTRACE_INSTRUMENT``    every installed client
-                                                               (``redis,psycopg,chroma``)
-=================================  ==========================  =================================
+* ``exporter`` — ``otlp`` (default), ``prometheus``, ``console`` or ``none``
+* ``prometheus_port`` / ``prometheus_host`` — ``9464`` / ``127.0.0.1``
+* ``capture_keys`` — how Redis keys appear: ``template`` (default), ``hash``, ``raw``, ``none``
+* ``capture_query_text`` — sanitized SQL in ``db.query.text`` (default true)
+* ``implicit_lookups`` / ``implicit_window_s`` — implicit grouping (true / 1.0 s)
+* ``advisor``, ``advisor_window_s``, ``advisor_capacity``, ``advisor_min_accesses`` — the
+  optimization advisor (true, 3600 s, 10,000 keys, 10 reads)
+* ``stats_window`` — lookups in the rolling window of ``stats()`` (1,000)
+* ``target_cache_effectiveness``, ``target_lookup_latency_ms``, ``target_l1_hit_rate`` — the
+  performance targets (0.70, 50 ms, 0.40)
+* ``semconv_metrics`` — also record ``db.client.operation.duration`` (false)
+* ``instrument`` — which client libraries to instrument (every installed one of
+  ``redis,psycopg,chroma``; the variable takes a comma-separated list)
+
+Example: ``TIERTRACE_EXPORTER=prometheus TIERTRACE_PROMETHEUS_PORT=9500 python app.py``.
 
 ``tiers`` (a list of `tiertrace.Tier`) and the ``tracer_provider`` / ``meter_provider`` /
 ``logger_provider`` objects are keyword-only. A malformed value raises `tiertrace.ConfigError`
@@ -128,8 +120,10 @@ def _check(name: str, value: Any, origin: str) -> Any:
         isinstance(value, int) and not isinstance(value, bool) and value >= 1
     ):
         raise bad("use a whole number >= 1")
-    if name.startswith("target_") and name != "target_lookup_latency_ms" and not (
-        isinstance(value, (int, float)) and 0 <= value <= 1
+    if (
+        name.startswith("target_")
+        and name != "target_lookup_latency_ms"
+        and not (isinstance(value, (int, float)) and 0 <= value <= 1)
     ):
         raise bad("use a ratio between 0 and 1")
     return value

@@ -120,22 +120,34 @@ class Emitter:
         body = payload(lk, served_by, seconds, cost, query_type, cache_hit)
         if recording:
             tried = list(dict.fromkeys(a.tier.name for a in lk.accesses))
-            span.set_attributes({
-                **attrs, "tiertrace.tiers_tried": tried, "tiertrace.cost": cost,
-                **({"tiertrace.result_count": lk.result_count} if lk.result_count is not None
-                   else {}),
-                **({"user.id": lk.user_id} if lk.user_id else {}),
-                **({"gen_ai.agent.id": lk.agent_id} if lk.agent_id else {}),
-            })  # fmt: skip
+            span.set_attributes(
+                {
+                    **attrs,
+                    "tiertrace.tiers_tried": tried,
+                    "tiertrace.cost": cost,
+                    **(
+                        {"tiertrace.result_count": lk.result_count}
+                        if lk.result_count is not None
+                        else {}
+                    ),
+                    **({"user.id": lk.user_id} if lk.user_id else {}),
+                    **({"gen_ai.agent.id": lk.agent_id} if lk.agent_id else {}),
+                }
+            )
             p = body["payload"]
-            span.add_event(EVENT, {
-                "tier_accessed": served_by, "total_latency_ms": p["total_latency_ms"],
-                "cache_hit": cache_hit, "cost_usd": cost,
-                "access_chain": json.dumps(p["access_chain"]),
-                "tier_latencies": json.dumps(p["tier_latencies"]),
-                **({"query_type": query_type} if query_type else {}),
-                **({"result_count": lk.result_count} if lk.result_count is not None else {}),
-            })  # fmt: skip
+            span.add_event(
+                EVENT,
+                {
+                    "tier_accessed": served_by,
+                    "total_latency_ms": p["total_latency_ms"],
+                    "cache_hit": cache_hit,
+                    "cost_usd": cost,
+                    "access_chain": json.dumps(p["access_chain"]),
+                    "tier_latencies": json.dumps(p["tier_latencies"]),
+                    **({"query_type": query_type} if query_type else {}),
+                    **({"result_count": lk.result_count} if lk.result_count is not None else {}),
+                },
+            )
         if span is not None:
             span.end(end_time=lk.start_ns + int(seconds * 1e9) if not lk.explicit else None)
         if log:
@@ -147,16 +159,24 @@ class Emitter:
                 _access.report_fault("listener", fault)
 
 
-def payload(lk: Lookup, served_by: str, seconds: float, cost: float, query_type: str | None,
-            cache_hit: bool) -> dict[str, Any]:  # fmt: skip
+def payload(
+    lk: Lookup, served_by: str, seconds: float, cost: float, query_type: str | None, cache_hit: bool
+) -> dict[str, Any]:
     chain = []
     latencies: dict[str, dict[str, Any]] = {}
     for a in lk.accesses:
         ms = a.duration_s * 1000
-        chain.append({
-            "tier": a.tier.name, "level": a.level, "operation": a.op, "latency_ms": ms,
-            "hit": a.hit, "cost": a.cost, "error": a.error_type,
-        })  # fmt: skip
+        chain.append(
+            {
+                "tier": a.tier.name,
+                "level": a.level,
+                "operation": a.op,
+                "latency_ms": ms,
+                "hit": a.hit,
+                "cost": a.cost,
+                "error": a.error_type,
+            }
+        )
         entry = latencies.setdefault(a.tier.name, {"latency_ms": 0.0, "hit": None})
         entry["latency_ms"] += ms
         if a.hit is not None:
@@ -164,11 +184,16 @@ def payload(lk: Lookup, served_by: str, seconds: float, cost: float, query_type:
     return {
         "event_type": EVENT,
         "payload": {
-            "tier_accessed": served_by, "tier_latencies": latencies, "access_chain": chain,
-            "total_latency_ms": seconds * 1000, "cache_hit": cache_hit,
-            "query_type": query_type, "result_count": lk.result_count, "cost_usd": cost,
+            "tier_accessed": served_by,
+            "tier_latencies": latencies,
+            "access_chain": chain,
+            "total_latency_ms": seconds * 1000,
+            "cache_hit": cache_hit,
+            "query_type": query_type,
+            "result_count": lk.result_count,
+            "cost_usd": cost,
         },
-    }  # fmt: skip
+    }
 
 
 def _clean(value: Any) -> Any:

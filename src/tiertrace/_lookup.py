@@ -59,12 +59,30 @@ class Lookup:
     """One lookup in progress or closed; the chain of its accesses in order."""
 
     __slots__ = (
-        "accesses", "agent_id", "explicit", "last_read_level", "opened", "pattern", "key",
-        "query_type", "result_count", "served", "span", "start_ns", "t0", "t_end", "user_id",
-    )  # fmt: skip
+        "accesses",
+        "agent_id",
+        "explicit",
+        "key",
+        "last_read_level",
+        "opened",
+        "pattern",
+        "query_type",
+        "result_count",
+        "served",
+        "span",
+        "start_ns",
+        "t0",
+        "t_end",
+        "user_id",
+    )
 
-    def __init__(self, explicit: bool, query_type: str | None = None,
-                 user_id: str | None = None, agent_id: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        explicit: bool,
+        query_type: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> None:
         self.explicit = explicit
         self.query_type = query_type
         self.user_id = user_id
@@ -103,8 +121,13 @@ _CURRENT: ContextVar[Lookup | None] = ContextVar("tiertrace_lookup", default=Non
 class Grouper:
     """Routes each finished access to its lookup and closes lookups (the access sink)."""
 
-    def __init__(self, close: Callable[[Lookup], None], implicit: bool, window_s: float,
-                 observe: Callable[[Access], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        close: Callable[[Lookup], None],
+        implicit: bool,
+        window_s: float,
+        observe: Callable[[Access], None],
+    ) -> None:
         self.close = close
         self.implicit = implicit
         self.window_s = window_s
@@ -148,7 +171,9 @@ class Grouper:
         """Close pending lookups: all of them, or only those whose window has passed."""
         now = monotonic()
         with self.lock:
-            keys = [k for k, lk in self.pending.items() if everything or now - lk.opened > self.window_s]
+            keys = [
+                k for k, lk in self.pending.items() if everything or now - lk.opened > self.window_s
+            ]
             done = [self.pending.pop(k) for k in keys]
         for lk in done:
             self.close(lk)
@@ -167,11 +192,12 @@ def _context_key() -> object:
 CLOSE: list[Callable[[Lookup], None]] = []  # set by init(): closes and emits a lookup
 
 
-class lookup:  # noqa: N801 - used like a function: ``with tiertrace.lookup(...)``
+class lookup:
     """Group the accesses made inside into one lookup (context manager or decorator)."""
 
-    def __init__(self, query_type: str | None = None, user_id: str | None = None,
-                 agent_id: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, query_type: str | None = None, user_id: str | None = None, agent_id: str | None = None
+    ) -> None:
         self.query_type = query_type
         self.user_id = user_id
         self.agent_id = agent_id
@@ -192,8 +218,12 @@ class lookup:  # noqa: N801 - used like a function: ``with tiertrace.lookup(...)
         self._stack.append((lk, _CURRENT.set(lk), ctx_token))
         return lk
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         lk, var_token, ctx_token = self._stack.pop()
         if lk is None:
             return
@@ -210,8 +240,12 @@ class lookup:  # noqa: N801 - used like a function: ``with tiertrace.lookup(...)
     async def __aenter__(self) -> Lookup:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:  # fmt: skip
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: F) -> F:

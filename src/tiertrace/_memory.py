@@ -72,12 +72,20 @@ def _serialize(value: Any) -> str | bytes:
 
 class _Base:
     def __init__(
-        self, *, redis: Any = None, postgres: Any = None, sql: str | None = None,
-        put_sql: str | None = None, chroma: Any = None,
-        embedding_function: Callable[[list[str]], Any] | None = None, n_results: int = 3,
-        ttl_s: Mapping[str, float] | None = None, promote: bool = True,
-        key_prefix: str = "memory:", serialize: Callable[[Any], str | bytes] = _serialize,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        redis: Any = None,
+        postgres: Any = None,
+        sql: str | None = None,
+        put_sql: str | None = None,
+        chroma: Any = None,
+        embedding_function: Callable[[list[str]], Any] | None = None,
+        n_results: int = 3,
+        ttl_s: Mapping[str, float] | None = None,
+        promote: bool = True,
+        key_prefix: str = "memory:",
+        serialize: Callable[[Any], str | bytes] = _serialize,
+    ) -> None:
         if postgres is not None and not sql:
             raise TypeError("TieredMemory: postgres= needs sql= (a SELECT with one parameter)")
         self.redis, self.postgres, self.sql, self.put_sql = redis, postgres, sql, put_sql
@@ -138,8 +146,9 @@ class _Base:
             return None
         return list(self.embed([query]))
 
-    def _open(self, query: str, query_type: str | None, user_id: str | None,
-              agent_id: str | None) -> tuple[lookup, Lookup]:  # fmt: skip
+    def _open(
+        self, query: str, query_type: str | None, user_id: str | None, agent_id: str | None
+    ) -> tuple[lookup, Lookup]:
         ctx = lookup(query_type=query_type, user_id=user_id, agent_id=agent_id)
         lk = ctx.__enter__()
         lk.pattern = text_fingerprint(query, query_type)
@@ -157,15 +166,23 @@ class _Base:
             if h.advisor is not None:
                 suggestions = [s for s in h.advisor.suggestions() if s.pattern == lk.pattern]
         chain = [
-            {"tier": a.tier.name, "level": a.level, "operation": a.op,
-             "latency_ms": a.duration_s * 1000, "hit": a.hit, "cost": a.cost,
-             "error": a.error_type}
+            {
+                "tier": a.tier.name,
+                "level": a.level,
+                "operation": a.op,
+                "latency_ms": a.duration_s * 1000,
+                "hit": a.hit,
+                "cost": a.cost,
+                "error": a.error_type,
+            }
             for a in lk.accesses
-        ]  # fmt: skip
+        ]
         return LookupMetrics(
             tier_accessed=served.tier.name if served is not None else "none",
-            total_latency_ms=(lk.t_end - lk.t0) * 1000, access_chain=chain,
+            total_latency_ms=(lk.t_end - lk.t0) * 1000,
+            access_chain=chain,
             cache_hit=served is not None and served.level == 1,
-            cost_usd=sum(a.cost for a in lk.accesses), cache_effectiveness=effectiveness,
+            cost_usd=sum(a.cost for a in lk.accesses),
+            cache_effectiveness=effectiveness,
             optimization_suggestions=suggestions,
-        )  # fmt: skip
+        )

@@ -1,9 +1,15 @@
 """Patching client methods in place, and taking the patches out again in any order.
 
 Each instrumentor wraps a few methods of the client classes with `wrapt`. Another
-instrumentation (opentelemetry-instrumentation-redis, for one) may wrap the same method before
-or after tiertrace; `unpatch` removes tiertrace's wrapper from wherever it sits in that chain and
-leaves the others in place, so uninstrumenting in any order restores the clients.
+instrumentation (opentelemetry-instrumentation-redis, openllmetry's chromadb …) may wrap the same
+method before or after tiertrace. tiertrace always places its wrapper *innermost*, directly
+around the client's own function:
+
+* the other instrumentation's span is therefore always current when tiertrace runs, and tiertrace
+  enriches it instead of opening a second span (see `tiertrace._access`);
+* the other instrumentation's ``uninstrument()`` — which removes the outermost wrapper — removes
+  its own wrapper and never tiertrace's, and tiertrace's `unpatch` removes its wrapper from
+  wherever it sits in the chain. Uninstrumenting in any order restores the clients.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any
 import wrapt
 
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+# wrapt >= 2 splits ObjectProxy; FunctionWrapper derives from the base class only
+PROXY: Any = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 class Patches:
@@ -22,7 +30,6 @@ class Patches:
 
     def __init__(self) -> None:
         self.installed: list[tuple[type, str, Any]] = []
-        self.inner_wrapped = False  # another instrumentation wraps inside ours
 
     def patch(self, module: str, qualname: str, wrapper: Wrapper) -> bool:
         """Wrap ``module.qualname`` (``Class.method``); False when it does not exist here."""
@@ -32,13 +39,18 @@ class Patches:
             cls = getattr(mod, cls_name)
         except (ImportError, AttributeError, ValueError):
             return False
-        original = cls.__dict__.get(attr)
-        if original is None:
+        top = cls.__dict__.get(attr)
+        if top is None:
             return False
-        if isinstance(original, wrapt.ObjectProxy):
-            self.inner_wrapped = True
-        proxy = wrapt.FunctionWrapper(original, wrapper)
-        setattr(cls, attr, proxy)
+        parent: Any = None
+        node: Any = top
+        while isinstance(node, PROXY):  # find the client's own function
+            parent, node = node, node.__wrapped__
+        proxy = wrapt.FunctionWrapper(node, wrapper)
+        if parent is None:
+            setattr(cls, attr, proxy)
+        else:
+            parent.__wrapped__ = proxy
         self.installed.append((cls, attr, proxy))
         return True
 
@@ -46,15 +58,20 @@ class Patches:
         """Remove every wrapper this object installed, wherever it sits in a wrapper chain."""
         for cls, attr, proxy in reversed(self.installed):
             current = cls.__dict__.get(attr)
-            if current is proxy:
+            if _ours(current, proxy):
                 setattr(cls, attr, proxy.__wrapped__)
                 continue
-            parent = current
-            while isinstance(parent, wrapt.ObjectProxy):
+            parent: Any = current
+            while isinstance(parent, PROXY):
                 child = parent.__wrapped__
-                if child is proxy:
+                if _ours(child, proxy):
                     parent.__wrapped__ = proxy.__wrapped__
                     break
                 parent = child
         self.installed.clear()
-        self.inner_wrapped = False
+
+
+def _ours(node: Any, proxy: Any) -> bool:
+    # another instrumentation's unwrap may leave our wrapper bound to the class
+    # (getattr on the class binds it): that bound wrapper's parent is our proxy
+    return node is proxy or getattr(node, "_self_parent", None) is proxy

@@ -29,58 +29,19 @@ Example (after ``tiertrace.init()``)::
 from __future__ import annotations
 
 import weakref
-from collections.abc import Collection
-from functools import lru_cache
+from collections.abc import Callable, Collection, Sized
 from time import perf_counter
-from typing import Any, NamedTuple
+from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
 from opentelemetry.trace import SpanKind
 
 from . import _access
 from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch, bind, unbind
 from ._patch import Patches
-from ._sanitize import sanitize_sql, sql_operation, sql_summary, sql_tables
-
-_NOT_ACCESS = frozenset(
-    "BEGIN START COMMIT END ROLLBACK ABORT SAVEPOINT RELEASE PREPARE DEALLOCATE SET SHOW RESET "
-    "DISCARD LISTEN UNLISTEN NOTIFY LOAD CHECKPOINT CREATE ALTER DROP TRUNCATE COMMENT GRANT "
-    "REVOKE VACUUM ANALYZE REINDEX CLUSTER LOCK DECLARE CLOSE MOVE DO UNKNOWN".split()
-)
-_READS = frozenset(("SELECT", "VALUES", "TABLE", "FETCH"))
-
-
-class Statement(NamedTuple):
-    op: str
-    target: str
-    tables: tuple[str, ...]
-    is_read: bool
-    text: str
-    summary: str
-
-
-@lru_cache(maxsize=2048)
-def _statement(sql: str) -> Statement | None:
-    op = sql_operation(sql)
-    if op in _NOT_ACCESS:
-        return None
-    tables = sql_tables(sql)
-    text = sanitize_sql(sql)
-    names = tables + tuple(t.rsplit(".", 1)[-1] for t in tables if "." in t)
-    is_read = op in _READS or " RETURNING " in f" {text.upper()} "
-    return Statement(op, tables[0] if tables else "", names, is_read, text, sql_summary(sql))
-
-
-def _query_text(query: Any, cursor: Any) -> str:
-    if isinstance(query, str):
-        return query
-    if isinstance(query, bytes):
-        return query.decode("utf-8", "replace")
-    try:
-        return str(query.as_string(cursor))
-    except Exception:
-        return str(query)
-
+from ._psycopg_sql import CopyBlock, Statement, query_text, sqlstate, statement
 
 _SWITCH = Switch()
 _PATCHES = Patches()
@@ -100,18 +61,20 @@ def _tier(cursor: Any, stmt: Statement) -> Any:
     return tiers.only or tiers.resolve_any(stmt.tables)
 
 
-def _begin(cursor: Any, query: Any, batch: int | None = None) -> tuple[_access.Access, Statement] | None:
+def _begin(
+    cursor: Any, query: Any, batch: int | None = None
+) -> tuple[_access.Access, Statement] | None:
     if not _access.active():
         return None
     if _PENDING:
         _flush(cursor)
-    stmt = _statement(_query_text(query, cursor))
+    stmt = statement(query_text(query, cursor))
     if stmt is None:
         return None
     tier = _tier(cursor, stmt)
     if tier is None:
         return None
-    acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, _PATCHES.inner_wrapped)
+    acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT)
     acc.pattern = stmt.text
     acc.read = stmt.is_read
     if acc.recording:
@@ -130,20 +93,22 @@ def _begin(cursor: Any, query: Any, batch: int | None = None) -> tuple[_access.A
 
 
 def _after_execute(cursor: Any, acc: _access.Access, stmt: Statement, server: bool) -> None:
-    try:
-        if not stmt.is_read:
-            _access.finish(acc, None)
-            return
-        rows = -1 if server or cursor.pgresult is None else cursor.rowcount
-        if rows >= 0:
-            acc.rows = rows
-            _access.finish(acc, rows > 0)
-            return
-        _access.stop_clock(acc)  # decided at first fetch
-        key = id(cursor)
-        _PENDING[key] = (weakref.ref(cursor, lambda _r, k=key: _flush_id(k, None)), acc)
-    except Exception as fault:
-        _access.report_fault("psycopg", fault)
+    if not stmt.is_read:
+        _access.finish(acc, None)
+        return
+    rows = -1 if server or cursor.pgresult is None else cursor.rowcount
+    if rows >= 0:
+        acc.rows = rows
+        _access.finish(acc, rows > 0)
+        return
+    _access.stop_clock(acc)  # decided at first fetch
+    key = id(cursor)
+    _PENDING[key] = (weakref.ref(cursor, _collected(key)), acc)
+
+
+def _collected(key: int) -> Callable[[Any], None]:
+    """Weakref callback: a cursor collected with its access still open closes it."""
+    return lambda _ref: _flush_id(key, None)
 
 
 def _flush_id(key: int, rows: int | None) -> None:
@@ -181,77 +146,33 @@ def _fetched(cursor: Any, result: Any, seconds: float) -> None:
     _access.finish_later(acc, found, seconds)
 
 
-def _execute(server: bool) -> Any:
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        started = None
-        try:
-            started = _begin(instance, args[0] if args else kwargs.get("query"))
-        except Exception as fault:
-            _access.report_fault("psycopg", fault)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _access.fail(started[0], exc, getattr(exc, "sqlstate", None))
-            raise
-        _after_execute(instance, started[0], started[1], server)
-        return result
-
-    async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        started = None
-        try:
-            started = _begin(instance, args[0] if args else kwargs.get("query"))
-        except Exception as fault:
-            _access.report_fault("psycopg", fault)
-        if started is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _access.fail(started[0], exc, getattr(exc, "sqlstate", None))
-            raise
-        _after_execute(instance, started[0], started[1], server)
-        return result
-
-    return wrapper, async_wrapper
+def _execute_begin(cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return _begin(cursor, args[0] if args else kwargs.get("query"))
 
 
-def _executemany(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    started = _many_begin(instance, args, kwargs)
-    if started is None:
-        return wrapped(*args, **kwargs)
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _access.fail(started, exc, getattr(exc, "sqlstate", None))
-        raise
-    _access.finish(started, None)
-    return result
+def _client_done(acc: _access.Access, stmt: Statement, cursor: Any, _result: Any) -> None:
+    _after_execute(cursor, acc, stmt, server=False)
 
 
-async def _executemany_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    started = _many_begin(instance, args, kwargs)
-    if started is None:
-        return await wrapped(*args, **kwargs)
-    try:
-        result = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _access.fail(started, exc, getattr(exc, "sqlstate", None))
-        raise
-    _access.finish(started, None)
-    return result
+def _server_done(acc: _access.Access, stmt: Statement, cursor: Any, _result: Any) -> None:
+    _after_execute(cursor, acc, stmt, server=True)
 
 
-def _many_begin(cursor: Any, args: Any, kwargs: Any) -> _access.Access | None:
-    try:
-        query = args[0] if args else kwargs.get("query")
-        seq = args[1] if len(args) > 1 else kwargs.get("params_seq")
-        started = _begin(cursor, query, len(seq) if hasattr(seq, "__len__") else None)
-        return None if started is None else started[0]
-    except Exception as fault:
-        _access.report_fault("psycopg", fault)
-        return None
+def _many_begin(cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    query = args[0] if args else kwargs.get("query")
+    seq = args[1] if len(args) > 1 else kwargs.get("params_seq")
+    return _begin(cursor, query, len(seq) if isinstance(seq, Sized) else None)
+
+
+def _write_done(acc: _access.Access, _stmt: Any, _cursor: Any, _result: Any) -> None:
+    _access.finish(acc, None)
+
+
+_exec, _exec_async = _access.wrappers("psycopg", _execute_begin, _client_done, sqlstate)
+_server_exec, _server_exec_async = _access.wrappers(
+    "psycopg", _execute_begin, _server_done, sqlstate
+)
+_executemany, _executemany_async = _access.wrappers("psycopg", _many_begin, _write_done, sqlstate)
 
 
 def _fetch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -310,52 +231,6 @@ async def _close_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> A
     return await wrapped(*args, **kwargs)
 
 
-class _Copy:
-    """Wraps the context manager of ``cursor.copy()``: the block is one access (a write)."""
-
-    def __init__(self, inner: Any, acc: _access.Access) -> None:
-        self.inner = inner
-        self.acc = acc
-
-    def _exit(self, exc: BaseException | None, suppressed: bool) -> None:
-        if exc is not None and not suppressed:
-            _access.fail(self.acc, exc, getattr(exc, "sqlstate", None))
-        else:
-            _access.finish(self.acc, None)
-
-    def __enter__(self) -> Any:
-        try:
-            return self.inner.__enter__()
-        except BaseException as exc:
-            _access.fail(self.acc, exc, getattr(exc, "sqlstate", None))
-            raise
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            suppressed = self.inner.__exit__(*exc_info)
-        except BaseException as exc:
-            _access.fail(self.acc, exc, getattr(exc, "sqlstate", None))
-            raise
-        self._exit(exc_info[1], bool(suppressed))
-        return suppressed
-
-    async def __aenter__(self) -> Any:
-        try:
-            return await self.inner.__aenter__()
-        except BaseException as exc:
-            _access.fail(self.acc, exc, getattr(exc, "sqlstate", None))
-            raise
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            suppressed = await self.inner.__aexit__(*exc_info)
-        except BaseException as exc:
-            _access.fail(self.acc, exc, getattr(exc, "sqlstate", None))
-            raise
-        self._exit(exc_info[1], bool(suppressed))
-        return suppressed
-
-
 def _copy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     started = None
     try:
@@ -363,11 +238,9 @@ def _copy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     except Exception as fault:
         _access.report_fault("psycopg", fault)
     inner = wrapped(*args, **kwargs)
-    return inner if started is None else _Copy(inner, started[0])
+    return inner if started is None else CopyBlock(inner, started[0])
 
 
-_exec, _exec_async = _execute(server=False)
-_server_exec, _server_exec_async = _execute(server=True)
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
 _TARGETS = (
     ("psycopg", "Cursor.execute", _exec),

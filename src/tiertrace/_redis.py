@@ -29,58 +29,23 @@ Example (after ``tiertrace.init()``)::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
 from opentelemetry.trace import SpanKind
 
 from . import _access
+from . import _redis_commands as cmds
 from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch, bind, unbind
 from ._patch import Patches
+from ._redis_commands import IGNORE, KEYLESS, WRITE
 from ._sanitize import capture_key, key_template
 
-IGNORE, SCALAR, COLLECTION, EXISTS, MULTIKEY, WRITE = range(6)
-
-_IGNORED = frozenset(
-    "PING AUTH HELLO SELECT CLIENT INFO CONFIG COMMAND ECHO QUIT RESET READONLY READWRITE "
-    "WATCH UNWATCH MULTI EXEC DISCARD CLUSTER SCRIPT FUNCTION MEMORY SLOWLOG LATENCY MONITOR "
-    "DEBUG FLUSHDB FLUSHALL DBSIZE TIME LASTSAVE SAVE BGSAVE BGREWRITEAOF SHUTDOWN ROLE ACL "
-    "SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBSUB MODULE "
-    "WAIT WAITAOF SWAPDB REPLICAOF SLAVEOF FAILOVER LOLWUT".split()
-)
-_KINDS = {
-    **dict.fromkeys(
-        "GET GETEX GETDEL HGET LINDEX JSON.GET ZSCORE ZRANK ZREVRANK LPOS HRANDFIELD "
-        "SRANDMEMBER RANDOMKEY ZRANDMEMBER".split(),
-        SCALAR,
-    ),
-    **dict.fromkeys(
-        "HGETALL SMEMBERS LRANGE ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX "
-        "ZREVRANGEBYLEX XRANGE XREVRANGE XREAD XREADGROUP KEYS SCAN HSCAN SSCAN ZSCAN HKEYS "
-        "HVALS SINTER SUNION SDIFF GETRANGE SORT FT.SEARCH".split(),
-        COLLECTION,
-    ),
-    **dict.fromkeys("EXISTS SISMEMBER HEXISTS".split(), EXISTS),
-    **dict.fromkeys("MGET HMGET JSON.MGET".split(), MULTIKEY),
-}
-_KEYLESS = frozenset("SCAN XREAD XREADGROUP RANDOMKEY".split())
-_SCANS = frozenset("SCAN HSCAN SSCAN ZSCAN".split())
-_SPECS: dict[Any, tuple[str, int]] = {}
 _SWITCH = Switch()
 _PATCHES = Patches()
-
-
-def _spec(name: Any) -> tuple[str, int]:
-    spec = _SPECS.get(name)
-    if spec is None:
-        text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-        op = text.upper()
-        kind = IGNORE if op.split(" ", 1)[0] in _IGNORED else _KINDS.get(op, WRITE)
-        spec = (op, kind)
-        if len(_SPECS) < 1024:
-            _SPECS[name] = spec
-    return spec
 
 
 def _key_text(key: Any) -> str:
@@ -111,7 +76,7 @@ def _begin(
     template = key_template(text) if text is not None else ""
     mode = _access.STATE.capture_keys
     target = template if mode == "template" or text is None else (capture_key(text, mode) or "")
-    acc = _access.start(tier, op, target, SpanKind.CLIENT, _PATCHES.inner_wrapped)
+    acc = _access.start(tier, op, target, SpanKind.CLIENT)
     acc.key = text
     acc.pattern = template
     acc.read = read
@@ -134,104 +99,32 @@ def _span_details(acc: _access.Access, instance: Any, batch: int | None) -> None
     acc.span.set_attributes(attrs)
 
 
-def _hit(acc: _access.Access, kind: int, op: str, reply: Any) -> bool | None:
-    if kind == SCALAR:
-        return reply is not None
-    if kind == COLLECTION:
-        if reply is None:
-            return False
-        if op in _SCANS and isinstance(reply, (tuple, list)) and len(reply) == 2:
-            reply = reply[1]
-        try:
-            return len(reply) > 0
-        except TypeError:
-            return True
-    if kind == EXISTS:
-        return bool(reply) and reply > 0
-    if kind == MULTIKEY:
-        if not isinstance(reply, Sequence):
-            return reply is not None
-        found = sum(1 for item in reply if item is not None)
-        acc.keys_requested = len(reply)
-        acc.keys_hit = found
-        return found == len(reply)
-    return None
-
-
-def _status(exc: BaseException) -> str | None:
-    text = str(exc)
-    word = text.split(" ", 1)[0] if text else ""
-    return word if word.isupper() and word.isalpha() else None
-
-
-def _command(args: tuple[Any, ...]) -> tuple[str, int, Any] | None:
+def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
     if not args or not _access.active():
         return None
-    op, kind = _spec(args[0])
+    op, kind = cmds.spec(args[0])
     if kind == IGNORE:
         return None
-    key = args[1] if len(args) > 1 and op not in _KEYLESS else None
-    return op, kind, key
+    key = args[1] if len(args) > 1 and op not in KEYLESS else None
+    acc = _begin(instance, op, key, kind != WRITE)
+    return None if acc is None else (acc, (op, kind))
 
 
-def _execute_command(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    acc = None
-    try:
-        cmd = _command(args)
-        if cmd is not None:
-            acc = _begin(instance, cmd[0], cmd[2], cmd[1] != WRITE)
-    except Exception as fault:
-        _access.report_fault("redis", fault)
-    if acc is None:
-        return wrapped(*args, **kwargs)
-    try:
-        reply = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _access.fail(acc, exc, _status(exc))
-        raise
-    _done(acc, cmd, reply)  # type: ignore[arg-type]
-    return reply
+def _command_done(acc: _access.Access, spec: tuple[str, int], _inst: Any, reply: Any) -> None:
+    _access.finish(acc, cmds.hit(acc, spec[1], spec[0], reply))
 
 
-async def _execute_command_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    acc = None
-    try:
-        cmd = _command(args)
-        if cmd is not None:
-            acc = _begin(instance, cmd[0], cmd[2], cmd[1] != WRITE)
-    except Exception as fault:
-        _access.report_fault("redis", fault)
-    if acc is None:
-        return await wrapped(*args, **kwargs)
-    try:
-        reply = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _access.fail(acc, exc, _status(exc))
-        raise
-    _done(acc, cmd, reply)  # type: ignore[arg-type]
-    return reply
-
-
-def _done(acc: _access.Access, cmd: tuple[str, int, Any], reply: Any) -> None:
-    try:
-        hit = _hit(acc, cmd[1], cmd[0], reply)
-    except Exception as fault:
-        _access.report_fault("redis", fault)
-        hit = None
-    _access.finish(acc, hit)
-
-
-def _pipeline_begin(instance: Any) -> tuple[_access.Access, list[tuple[str, int]]] | None:
+def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
     stack = getattr(instance, "command_stack", None)
     if not stack or not _access.active():
-        return None
+        return None  # an empty pipeline is not an access
     specs: list[tuple[str, int]] = []
     key = None
     for entry in stack:
-        args = entry[0] if isinstance(entry, tuple) else getattr(entry, "args", ())
-        spec = _spec(args[0]) if args else ("", IGNORE)
-        specs.append(spec)
-        if key is None and len(args) > 1 and spec[1] != IGNORE and spec[0] not in _KEYLESS:
+        args: tuple[Any, ...] = entry[0] if isinstance(entry, tuple) else entry.args
+        op, kind = cmds.spec(args[0]) if args else ("", IGNORE)
+        specs.append((op, kind))
+        if key is None and len(args) > 1 and kind != IGNORE and op not in KEYLESS:
             key = args[1]
     transaction = getattr(instance, "transaction", False) or getattr(
         instance, "explicit_transaction", False
@@ -241,53 +134,23 @@ def _pipeline_begin(instance: Any) -> tuple[_access.Access, list[tuple[str, int]
     return None if acc is None else (acc, specs)
 
 
-def _pipeline_done(acc: _access.Access, specs: list[tuple[str, int]], replies: Any) -> None:
+def _pipeline_done(acc: _access.Access, specs: Any, _inst: Any, replies: Any) -> None:
     hit: bool | None = None
-    try:
-        for (op, kind), reply in zip(specs, replies):
-            if kind in (IGNORE, WRITE):
-                continue
-            one = False if isinstance(reply, Exception) else _hit(acc, kind, op, reply)
-            hit = bool(one) if hit is None else hit and bool(one)
-        acc.keys_requested = acc.keys_hit = None
-    except Exception as fault:
-        _access.report_fault("redis", fault)
-        hit = None
+    for (op, kind), reply in zip(specs, replies, strict=False):
+        if kind in (IGNORE, WRITE):
+            continue
+        one = False if isinstance(reply, Exception) else cmds.hit(acc, kind, op, reply)
+        hit = bool(one) if hit is None else hit and bool(one)
+    acc.keys_requested = acc.keys_hit = None
     _access.finish(acc, hit)
 
 
-def _pipeline_execute(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    started = None
-    try:
-        started = _pipeline_begin(instance)
-    except Exception as fault:
-        _access.report_fault("redis", fault)
-    if started is None:
-        return wrapped(*args, **kwargs)
-    try:
-        replies = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _access.fail(started[0], exc, _status(exc))
-        raise
-    _pipeline_done(started[0], started[1], replies)
-    return replies
-
-
-async def _pipeline_execute_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    started = None
-    try:
-        started = _pipeline_begin(instance)
-    except Exception as fault:
-        _access.report_fault("redis", fault)
-    if started is None:
-        return await wrapped(*args, **kwargs)
-    try:
-        replies = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _access.fail(started[0], exc, _status(exc))
-        raise
-    _pipeline_done(started[0], started[1], replies)
-    return replies
+_execute_command, _execute_command_async = _access.wrappers(
+    "redis", _command_begin, _command_done, cmds.status
+)
+_pipeline_execute, _pipeline_execute_async = _access.wrappers(
+    "redis", _pipeline_begin, _pipeline_done, cmds.status
+)
 
 
 _TARGETS = (

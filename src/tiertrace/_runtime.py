@@ -51,18 +51,26 @@ class Handle:
         self.advisor = _make_advisor(settings)
         self.emitter = Emitter(self.telemetry, self.stats, self.advisor)
         self.grouper = Grouper(
-            self.emitter.close, settings.implicit_lookups, settings.implicit_window_s,
+            self.emitter.close,
+            settings.implicit_lookups,
+            settings.implicit_window_s,
             self._observe,
-        )  # fmt: skip
+        )
         self.instrumentors: list[Any] = []
 
     def _observe(self, acc: _access.Access) -> None:
         self.stats.observe_access(acc)
         if self.advisor is not None:
             self.advisor.observe_access(
-                acc.tier.name, acc.level, acc.pattern, acc.key, acc.duration_s, acc.cost,
-                acc.hit, not acc.read,
-            )  # fmt: skip
+                acc.tier.name,
+                acc.level,
+                acc.pattern,
+                acc.key,
+                acc.duration_s,
+                acc.cost,
+                acc.hit,
+                not acc.read,
+            )
 
     def flush(self) -> None:
         """Close every pending lookup and access, and flush the exporters' queues."""
@@ -70,8 +78,13 @@ class Handle:
 
         flush_all()
         self.grouper.flush(everything=True)
-        for provider in (self.telemetry.tracer_provider, self.telemetry.meter_provider,
-                         self.telemetry.logger_provider):  # fmt: skip
+        for provider in (
+            self.telemetry.tracer_provider,
+            self.telemetry.meter_provider,
+            self.telemetry.logger_provider,
+        ):
+            if _pull_only(provider):  # a pull reader would serve a forced collection twice
+                continue
             flush = getattr(provider, "force_flush", None)
             if flush is not None:
                 try:
@@ -87,15 +100,22 @@ class Handle:
 _HANDLE: Handle | None = None
 
 
+def _pull_only(provider: Any) -> bool:
+    readers = getattr(provider, "_metric_readers", None) or ()
+    return bool(readers) and all(type(r).__name__ == "PrometheusMetricReader" for r in readers)
+
+
 def _make_advisor(settings: Settings) -> Any:
     if not settings.advisor:
         return None
     from ._advisor import Advisor
 
     return Advisor(
-        window_s=settings.advisor_window_s, capacity=settings.advisor_capacity,
-        min_accesses=settings.advisor_min_accesses, l1_hit_rate_target=settings.target_l1_hit_rate,
-    )  # fmt: skip
+        window_s=settings.advisor_window_s,
+        capacity=settings.advisor_capacity,
+        min_accesses=settings.advisor_min_accesses,
+        l1_hit_rate_target=settings.target_l1_hit_rate,
+    )
 
 
 def init(**kwargs: Any) -> Handle:
@@ -126,19 +146,34 @@ def _wire(h: Handle) -> None:
     tel = h.telemetry
     tel.on_collect(lambda: h.grouper.flush(everything=False))
     tel.observe(
-        "tiertrace.cost.usd", "counter", "{USD}", "Cost of tier accesses in US dollars",
+        "tiertrace.cost.usd",
+        "counter",
+        "{USD}",
+        "Cost of tier accesses in US dollars",
         lambda: _costs(s),
-    )  # fmt: skip
+    )
     if h.advisor is not None:
         advisor = h.advisor
         for name, unit, field, desc in (
-            ("tiertrace.advisor.candidate.accesses", "{access}", "accesses",
-             "Reads of a pre-cache candidate in the advisor window"),
-            ("tiertrace.advisor.candidate.latency_savings", "s", "latency_savings_s_per_day",
-             "Latency a pre-cache candidate would save per day"),
-            ("tiertrace.advisor.candidate.cost_savings.usd", "{USD}", "cost_savings_usd_per_day",
-             "Cost a pre-cache candidate would save per day"),
-        ):  # fmt: skip
+            (
+                "tiertrace.advisor.candidate.accesses",
+                "{access}",
+                "accesses",
+                "Reads of a pre-cache candidate in the advisor window",
+            ),
+            (
+                "tiertrace.advisor.candidate.latency_savings",
+                "s",
+                "latency_savings_s_per_day",
+                "Latency a pre-cache candidate would save per day",
+            ),
+            (
+                "tiertrace.advisor.candidate.cost_savings.usd",
+                "{USD}",
+                "cost_savings_usd_per_day",
+                "Cost a pre-cache candidate would save per day",
+            ),
+        ):
             tel.observe(name, "gauge", unit, desc, _candidates(advisor, field))
     for name in s.instrument:
         dist, module, cls = _INSTRUMENTORS[name]
@@ -152,13 +187,19 @@ def _wire(h: Handle) -> None:
 def _costs(s: Settings) -> Iterable[tuple[float, dict[str, Any]]]:
     spent = _access.costs()
     for tier in s.tiers:
-        yield spent.get(tier.name, 0.0), {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level}
+        yield (
+            spent.get(tier.name, 0.0),
+            {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level},
+        )
 
 
 def _candidates(advisor: Any, field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]]]]:
     def produce() -> Iterable[tuple[float, dict[str, Any]]]:
         for c in advisor.candidates():
-            yield float(getattr(c, field)), {"tiertrace.pattern": c.pattern, "tiertrace.tier": c.tier}
+            yield (
+                float(getattr(c, field)),
+                {"tiertrace.pattern": c.pattern, "tiertrace.tier": c.tier},
+            )
 
     return produce
 

@@ -104,16 +104,18 @@ class Stats:
                 "cost": self.lookup_cost,
             }
         elapsed = max(now - self.started, 1e-9)
-        snap = {
+        window = self._window_view(recent, lookups, now)
+        snap: dict[str, Any] = {
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "window": self._window_view(recent, lookups, now),
-            "total": self._total_view(total_tiers, total, elapsed),
+            "window": window,
+            "total": self._total_view(total_tiers, total, elapsed, window),
         }
         snap["targets"] = self.targets(snap["window"])
         return snap
 
-    def _tier_rows(self, per_tier: dict[str, dict[str, Any]], served: dict[str, int],
-                   elapsed: float) -> dict[str, Any]:  # fmt: skip
+    def _tier_rows(
+        self, per_tier: dict[str, dict[str, Any]], served: dict[str, int], elapsed: float
+    ) -> dict[str, Any]:
         rows = {}
         for tier in self.tiers:
             row = per_tier[tier.name]
@@ -124,14 +126,24 @@ class Stats:
             rows[tier.name] = row
         return rows
 
-    def _view(self, tiers: dict[str, Any], lookups: int, served: dict[str, int], latency: float,
-              cost: float, elapsed: float, p95: float) -> dict[str, Any]:  # fmt: skip
+    def _view(
+        self,
+        tiers: dict[str, Any],
+        lookups: int,
+        served: dict[str, int],
+        latency: float,
+        cost: float,
+        elapsed: float,
+        p95: float,
+    ) -> dict[str, Any]:
         l1 = sum(served.get(t.name, 0) for t in self.tiers if t.level == 1)
         tier_cost = sum(r["cost_usd"] for r in tiers.values())
         return {
             "lookups": lookups,
-            "served_by": {**{t.name: served.get(t.name, 0) for t in self.tiers},
-                          "none": served.get("none", 0)},  # fmt: skip
+            "served_by": {
+                **{t.name: served.get(t.name, 0) for t in self.tiers},
+                "none": served.get("none", 0),
+            },
             "cache_effectiveness": l1 / lookups if lookups else 0.0,
             "mean_lookup_latency_ms": latency / lookups * 1000 if lookups else 0.0,
             "p95_lookup_latency_ms": p95 * 1000,
@@ -143,8 +155,9 @@ class Stats:
             "tiers": tiers,
         }
 
-    def _window_view(self, recent: dict[str, list[Any]], lookups: list[Any], now: float
-                     ) -> dict[str, Any]:  # fmt: skip
+    def _window_view(
+        self, recent: dict[str, list[Any]], lookups: list[Any], now: float
+    ) -> dict[str, Any]:
         starts = [d[0][0] for d in recent.values() if d] + ([lookups[0][0]] if lookups else [])
         elapsed = max(now - min(starts), 1e-3) if starts else 1e-3
         per_tier = {}
@@ -152,27 +165,49 @@ class Stats:
             lat = sorted(i[1] for i in items)
             reads = [i[2] for i in items if i[2] is not None]
             per_tier[name] = {
-                "accesses": len(items), "reads": len(reads), "hits": sum(reads),
+                "accesses": len(items),
+                "reads": len(reads),
+                "hits": sum(reads),
                 "errors": sum(1 for i in items if i[3]),
                 "mean_ms": sum(lat) / len(lat) * 1000 if lat else 0.0,
-                "p50_ms": _pct(lat, 0.5) * 1000, "p95_ms": _pct(lat, 0.95) * 1000,
+                "p50_ms": _pct(lat, 0.5) * 1000,
+                "p95_ms": _pct(lat, 0.95) * 1000,
                 "cost_usd": sum(i[4] for i in items),
-            }  # fmt: skip
+            }
         served: dict[str, int] = {}
         for item in lookups:
             served[item[1]] = served.get(item[1], 0) + 1
         durations = sorted(i[3] for i in lookups)
         return self._view(
-            self._tier_rows(per_tier, served, elapsed), len(lookups), served, sum(durations),
-            sum(i[4] for i in lookups), elapsed, _pct(durations, 0.95),
-        )  # fmt: skip
+            self._tier_rows(per_tier, served, elapsed),
+            len(lookups),
+            served,
+            sum(durations),
+            sum(i[4] for i in lookups),
+            elapsed,
+            _pct(durations, 0.95),
+        )
 
-    def _total_view(self, tiers: dict[str, dict[str, Any]], total: dict[str, Any],
-                    elapsed: float) -> dict[str, Any]:  # fmt: skip
+    def _total_view(
+        self,
+        tiers: dict[str, dict[str, Any]],
+        total: dict[str, Any],
+        elapsed: float,
+        window: dict[str, Any],
+    ) -> dict[str, Any]:
         rows = self._tier_rows(tiers, total["served_by"], elapsed)
-        p95 = self._window_view({}, list(self.lookups), time.monotonic())["p95_lookup_latency_ms"]
-        return self._view(rows, total["lookups"], total["served_by"], total["latency"],
-                          total["cost"], elapsed, p95 / 1000)  # fmt: skip
+        for name, row in rows.items():  # percentiles come from the rolling window
+            row["p50_ms"] = window["tiers"][name]["p50_ms"]
+            row["p95_ms"] = window["tiers"][name]["p95_ms"]
+        return self._view(
+            rows,
+            total["lookups"],
+            total["served_by"],
+            total["latency"],
+            total["cost"],
+            elapsed,
+            window["p95_lookup_latency_ms"] / 1000,
+        )
 
     def targets(self, view: dict[str, Any]) -> list[dict[str, Any]]:
         s = self.settings
@@ -180,20 +215,34 @@ class Stats:
         l1_rate = sum(r["hits"] for r in l1) / sum(r["reads"] for r in l1) if l1 else 0.0
         rows = [
             ("cache_effectiveness", ">", s.target_cache_effectiveness, view["cache_effectiveness"]),
-            ("mean_lookup_latency_ms", "<", s.target_lookup_latency_ms,
-             view["mean_lookup_latency_ms"]),
+            (
+                "mean_lookup_latency_ms",
+                "<",
+                s.target_lookup_latency_ms,
+                view["mean_lookup_latency_ms"],
+            ),
             ("l1_hit_rate", ">", s.target_l1_hit_rate, l1_rate),
-        ]  # fmt: skip
+        ]
         return [
-            {"name": n, "op": op, "target": t, "value": v,
-             "met": bool(view["lookups"]) and (v > t if op == ">" else v < t)}
+            {
+                "name": n,
+                "op": op,
+                "target": t,
+                "value": v,
+                "met": bool(view["lookups"]) and (v > t if op == ">" else v < t),
+            }
             for n, op, t, v in rows
-        ]  # fmt: skip
+        ]
 
 
 def vars_of(c: _TierCounts) -> dict[str, Any]:
     return {
-        "accesses": c.accesses, "reads": c.reads, "hits": c.hits, "errors": c.errors,
+        "accesses": c.accesses,
+        "reads": c.reads,
+        "hits": c.hits,
+        "errors": c.errors,
         "mean_ms": c.latency / c.accesses * 1000 if c.accesses else 0.0,
-        "p50_ms": 0.0, "p95_ms": 0.0, "cost_usd": c.cost,
-    }  # fmt: skip
+        "p50_ms": 0.0,
+        "p95_ms": 0.0,
+        "cost_usd": c.cost,
+    }

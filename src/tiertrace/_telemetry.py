@@ -38,15 +38,34 @@ from ._errors import ConfigError
 from ._version import __version__
 
 BUCKETS = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 SEMCONV_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 SCOPE = "tiertrace"
 
 
+_OURS: list[Any] = []  # global providers tiertrace installed (not the application's)
+
+
 def _is_sdk(provider: object, module: str) -> bool:
-    return type(provider).__module__.startswith(module)
+    """Whether ``provider`` is an SDK provider the application configured."""
+    return type(provider).__module__.startswith(module) and not any(p is provider for p in _OURS)
 
 
 class Telemetry:
@@ -63,25 +82,29 @@ class Telemetry:
         self.meter = meter
         self.logger = self.logger_provider.get_logger(SCOPE, __version__)
         self.access_duration = meter.create_histogram(
-            "tiertrace.access.duration", unit="s",
+            "tiertrace.access.duration",
+            unit="s",
             description="Duration of one access to a memory tier",
             explicit_bucket_boundaries_advisory=BUCKETS,
-        )  # fmt: skip
+        )
         self.lookup_duration = meter.create_histogram(
-            "tiertrace.lookup.duration", unit="s",
+            "tiertrace.lookup.duration",
+            unit="s",
             description="Duration of one lookup: the whole fall-through across tiers",
             explicit_bucket_boundaries_advisory=BUCKETS,
-        )  # fmt: skip
+        )
         self.self_errors = meter.create_counter(
-            "tiertrace.self.errors", unit="{error}",
-            description="Faults inside tiertrace that were caught; the application was not affected",
-        )  # fmt: skip
+            "tiertrace.self.errors",
+            unit="{error}",
+            description="Faults inside tiertrace that were caught; the application was unharmed",
+        )
         self.semconv_duration = (
             meter.create_histogram(
-                "db.client.operation.duration", unit="s",
+                "db.client.operation.duration",
+                unit="s",
                 description="Duration of database client operations",
                 explicit_bucket_boundaries_advisory=SEMCONV_BUCKETS,
-            )  # fmt: skip
+            )
             if settings.semconv_metrics
             else None
         )
@@ -167,14 +190,19 @@ class Telemetry:
 
     def _own(self, provider: Any, set_global: Callable[[Any], None]) -> Any:
         self.owned.append(provider)
-        set_global(provider)
+        _OURS.append(provider)
+        set_global(provider)  # the API keeps the first global provider; later ones are ours only
         return provider
 
     # -- observable instruments ------------------------------------------------------------
     def observe(
-        self, name: str, kind: str, unit: str, description: str,
+        self,
+        name: str,
+        kind: str,
+        unit: str,
+        description: str,
         produce: Callable[[], Iterable[tuple[float, dict[str, Any]]]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Register an observable counter or gauge whose points ``produce`` yields."""
 
         def callback(_options: CallbackOptions) -> Iterable[Observation]:

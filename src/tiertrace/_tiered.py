@@ -15,15 +15,27 @@ from ._memory import LookupMetrics, Plan, _Base
 class TieredMemory(_Base):
     """Read-through memory over sync clients (see `tiertrace._memory`)."""
 
-    def get(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
-            query_type: str | None = None) -> Any:  # fmt: skip
+    def get(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        query_type: str | None = None,
+    ) -> Any:
         """The first hit for ``query`` across the tiers, or None."""
-        return self.track_memory_access(query, user_id=user_id, agent_id=agent_id,
-                                        query_type=query_type)[0]  # fmt: skip
+        return self.track_memory_access(
+            query, user_id=user_id, agent_id=agent_id, query_type=query_type
+        )[0]
 
-    def track_memory_access(self, query: str, *, user_id: str | None = None,
-                            agent_id: str | None = None, query_type: str | None = None
-                            ) -> tuple[Any, LookupMetrics]:  # fmt: skip
+    def track_memory_access(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        query_type: str | None = None,
+    ) -> tuple[Any, LookupMetrics]:
         """Like `get`, and also what the lookup did (`LookupMetrics`)."""
         ctx, lk = self._open(query, query_type, user_id, agent_id)
         try:
@@ -47,7 +59,7 @@ class TieredMemory(_Base):
 
     def _conn(self) -> AbstractContextManager[Any]:
         pg = self.postgres
-        return pg.connection() if hasattr(pg, "connection") else nullcontext(pg)
+        return pg.connection() if hasattr(pg, "getconn") else nullcontext(pg)
 
     def _step(self, op: str, arg: Any) -> Any:
         if op == "redis_get":
@@ -86,17 +98,28 @@ class TieredMemory(_Base):
 class AsyncTieredMemory(TieredMemory):
     """Read-through memory over asyncio clients (see `tiertrace._memory`)."""
 
-    async def get(self, query: str, *, user_id: str | None = None,  # type: ignore[override]
-                  agent_id: str | None = None, query_type: str | None = None) -> Any:  # fmt: skip
+    async def get(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        query_type: str | None = None,
+    ) -> Any:
         """The first hit for ``query`` across the tiers, or None."""
-        result, _ = await self.track_memory_access(query, user_id=user_id, agent_id=agent_id,
-                                                   query_type=query_type)  # fmt: skip
+        result, _ = await self.track_memory_access(
+            query, user_id=user_id, agent_id=agent_id, query_type=query_type
+        )
         return result
 
     async def track_memory_access(  # type: ignore[override]
-        self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
         query_type: str | None = None,
-    ) -> tuple[Any, LookupMetrics]:  # fmt: skip
+    ) -> tuple[Any, LookupMetrics]:
         """Like `get`, and also what the lookup did (`LookupMetrics`)."""
         ctx, lk = self._open(query, query_type, user_id, agent_id)
         try:
@@ -120,7 +143,7 @@ class AsyncTieredMemory(TieredMemory):
 
     def _aconn(self) -> AbstractAsyncContextManager[Any]:
         pg = self.postgres
-        return pg.connection() if hasattr(pg, "connection") else _Same(pg)
+        return pg.connection() if hasattr(pg, "getconn") else _Same(pg)
 
     async def _astep(self, op: str, arg: Any) -> Any:
         if op == "redis_get":

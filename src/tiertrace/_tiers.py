@@ -60,11 +60,17 @@ class Tier:
     match: str | Sequence[str] | None = None
     hit_distance: float | None = None
     cost_per_operation: Mapping[str, float] | None = None
-    _matchers: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False, compare=False)
+    _matchers: tuple[re.Pattern[str], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         patterns: Sequence[str] = (
-            () if self.match is None else (self.match,) if isinstance(self.match, str) else self.match
+            ()
+            if self.match is None
+            else (self.match,)
+            if isinstance(self.match, str)
+            else self.match
         )
         object.__setattr__(self, "_matchers", tuple(_compile(p, self.system) for p in patterns))
 
@@ -110,7 +116,9 @@ def validate_tiers(tiers: object) -> tuple[Tier, ...]:
         if not tier.name or not isinstance(tier.name, str):
             raise ConfigError("tiers: every tier needs a non-empty name")
         if tier.name in seen:
-            raise ConfigError(f"tiers: duplicate tier name {tier.name!r}; give each tier its own name")
+            raise ConfigError(
+                f"tiers: duplicate tier name {tier.name!r}; give each tier its own name"
+            )
         if tier.system not in SYSTEMS:
             raise ConfigError(
                 f"tiers: tier {tier.name!r} has system {tier.system!r}; use one of {SYSTEMS}"
@@ -146,9 +154,7 @@ class TierMap:
     def __init__(self, tiers: Sequence[Tier], system: str) -> None:
         mine = [t for t in tiers if t.system == system]
         # tiers with a match first (in level order), catch-alls last
-        self.ordered = tuple(
-            sorted(mine, key=lambda t: (not t._matchers, t.level))  # noqa: SLF001
-        )
+        self.ordered = tuple(sorted(mine, key=lambda t: (not t._matchers, t.level)))
         self.only = self.ordered[0] if len(mine) == 1 and not mine[0]._matchers else None
         self.by_name = {t.name: t for t in tiers}
 
@@ -157,7 +163,7 @@ class TierMap:
         if self.only is not None:
             return self.only
         for tier in self.ordered:
-            if not tier._matchers or (subject is not None and tier.matches(subject)):  # noqa: SLF001
+            if not tier._matchers or (subject is not None and tier.matches(subject)):
                 return tier
         return None
 
@@ -166,6 +172,6 @@ class TierMap:
         if self.only is not None:
             return self.only
         for tier in self.ordered:
-            if not tier._matchers or any(tier.matches(s) for s in subjects):  # noqa: SLF001
+            if not tier._matchers or any(tier.matches(s) for s in subjects):
                 return tier
         return None

@@ -1,2 +1,3 @@
 """Version of tiertrace."""
+
 __version__ = "0.1.0"

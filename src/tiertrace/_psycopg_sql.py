@@ -1,0 +1,138 @@
+"""PostgreSQL statements: which are accesses, which are reads, what goes on the span.
+
+Each distinct SQL text is parsed once (cached): its operation, tables, whether it reads, and the
+sanitized text and summary. ``COPY`` blocks are wrapped by `CopyBlock`. See `tiertrace._psycopg`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from . import _access
+from ._sanitize import sanitize_sql, sql_operation, sql_summary, sql_tables
+
+_NOT_ACCESS = frozenset(
+    [
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+        "PREPARE",
+        "DEALLOCATE",
+        "SET",
+        "SHOW",
+        "RESET",
+        "DISCARD",
+        "LISTEN",
+        "UNLISTEN",
+        "NOTIFY",
+        "LOAD",
+        "CHECKPOINT",
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "TRUNCATE",
+        "COMMENT",
+        "GRANT",
+        "REVOKE",
+        "VACUUM",
+        "ANALYZE",
+        "REINDEX",
+        "CLUSTER",
+        "LOCK",
+        "DECLARE",
+        "CLOSE",
+        "MOVE",
+        "DO",
+        "UNKNOWN",
+    ]
+)
+_READS = frozenset(("SELECT", "VALUES", "TABLE", "FETCH"))
+
+
+class Statement(NamedTuple):
+    op: str
+    target: str
+    tables: tuple[str, ...]
+    is_read: bool
+    text: str
+    summary: str
+
+
+@lru_cache(maxsize=2048)
+def statement(sql: str) -> Statement | None:
+    op = sql_operation(sql)
+    if op in _NOT_ACCESS:
+        return None
+    tables = sql_tables(sql)
+    text = sanitize_sql(sql)
+    names = tables + tuple(t.rsplit(".", 1)[-1] for t in tables if "." in t)
+    is_read = op in _READS or " RETURNING " in f" {text.upper()} "
+    return Statement(op, tables[0] if tables else "", names, is_read, text, sql_summary(sql))
+
+
+def query_text(query: Any, cursor: Any) -> str:
+    if isinstance(query, str):
+        return query
+    if isinstance(query, bytes):
+        return query.decode("utf-8", "replace")
+    try:
+        return str(query.as_string(cursor))
+    except Exception:
+        return str(query)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a psycopg error (``db.response.status_code``)."""
+    return getattr(exc, "sqlstate", None)
+
+
+class CopyBlock:
+    """Wraps the context manager of ``cursor.copy()``: the block is one access (a write)."""
+
+    def __init__(self, inner: Any, acc: _access.Access) -> None:
+        self.inner = inner
+        self.acc = acc
+
+    def _exit(self, exc: BaseException | None, suppressed: bool) -> None:
+        if exc is not None and not suppressed:
+            _access.fail(self.acc, exc, sqlstate)
+        else:
+            _access.finish(self.acc, None)
+
+    def __enter__(self) -> Any:
+        try:
+            return self.inner.__enter__()
+        except BaseException as exc:
+            _access.fail(self.acc, exc, sqlstate)
+            raise
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            suppressed = self.inner.__exit__(*exc_info)
+        except BaseException as exc:
+            _access.fail(self.acc, exc, sqlstate)
+            raise
+        self._exit(exc_info[1], bool(suppressed))
+        return suppressed
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self.inner.__aenter__()
+        except BaseException as exc:
+            _access.fail(self.acc, exc, sqlstate)
+            raise
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            suppressed = await self.inner.__aexit__(*exc_info)
+        except BaseException as exc:
+            _access.fail(self.acc, exc, sqlstate)
+            raise
+        self._exit(exc_info[1], bool(suppressed))
+        return suppressed
