@@ -7,7 +7,10 @@ Every closed lookup (explicit or implicit) produces:
   ``tiertrace.cost``, ``tiertrace.cache_hit``, ``tiertrace.query_type``,
   ``tiertrace.result_count``, and ``user.id`` / ``gen_ai.agent.id`` when given (never as
   metric labels). An explicit lookup's span is the parent of its access spans; an implicit one
-  is built afterwards with the first access's start time and links to the access spans;
+  is built afterwards with the first access's start time and links to the access spans — only
+  when it holds more than one access: an implicit lookup of one access (an L1 hit, most of the
+  traffic) is fully described by that access's span, and a second span per cache hit would double
+  the tracing cost of the hot path. Its metric point and event are emitted all the same;
 * a point of ``tiertrace.lookup.duration`` labelled ``tiertrace.served_by``,
   ``tiertrace.served_by.level``, ``tiertrace.cache_hit`` and ``tiertrace.query_type`` (the first
   50 query types, then ``_other``);
@@ -105,7 +108,7 @@ class Emitter:
             pattern = lk.pattern
             self.advisor.observe_lookup(pattern, lk.key, served_by, level, seconds, cost)
         span = lk.span
-        if span is None and not lk.explicit and tel.tracer is not None:
+        if span is None and len(lk.accesses) > 1 and tel.tracer is not None:
             links = [Link(a.span.get_span_context()) for a in lk.accesses if a.recording]
             span = tel.tracer.start_span(
                 "tiertrace.lookup", kind=SpanKind.INTERNAL, start_time=lk.start_ns, links=links
