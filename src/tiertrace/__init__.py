@@ -102,10 +102,10 @@ def stats() -> dict[str, Any]:
 def suggestions() -> list[Any]:
     """The advisor's current findings, pre-cache suggestions first ([] when it is off)."""
     h = handle()
-    if h is None or h.advisor is None:
+    if h is None:
         return []
     try:
-        return list(h.advisor.suggestions())
+        return h.suggestions()
     except Exception as fault:
         _report_fault("advisor", fault)
         return []

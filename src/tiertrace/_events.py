@@ -59,6 +59,7 @@ class Emitter:
         self.advisor = advisor
         self.listeners: list[Listener] = []
         self.query_types: set[str] = set()
+        self.attr_sets: dict[tuple[str, int, str | None], dict[str, Any]] = {}
         self.lock = threading.Lock()
 
     def subscribe(self, callback: Listener) -> Callable[[], None]:
@@ -95,13 +96,16 @@ class Emitter:
         seconds = max(lk.t_end - lk.t0, 0.0)
         cost = sum(a.cost for a in lk.accesses)
         query_type = self._query_type(lk.query_type)
-        attrs: dict[str, Any] = {
-            "tiertrace.served_by": served_by,
-            "tiertrace.served_by.level": level,
-            "tiertrace.cache_hit": cache_hit,
-        }
-        if query_type is not None:
-            attrs["tiertrace.query_type"] = query_type
+        attrs = self.attr_sets.get((served_by, level, query_type))
+        if attrs is None:
+            attrs = {
+                "tiertrace.served_by": served_by,
+                "tiertrace.served_by.level": level,
+                "tiertrace.cache_hit": cache_hit,
+            }
+            if query_type is not None:
+                attrs["tiertrace.query_type"] = query_type
+            self.attr_sets[(served_by, level, query_type)] = attrs  # bounded: tiers × 51 types
         tel.lookup_duration.record(seconds, attrs)
         self.stats.observe_lookup(served_by, level, seconds, cost)
         if self.advisor is not None and lk.pattern is not None:

@@ -82,6 +82,7 @@ class Lookup:
         query_type: str | None = None,
         user_id: str | None = None,
         agent_id: str | None = None,
+        first: Access | None = None,
     ) -> None:
         self.explicit = explicit
         self.query_type = query_type
@@ -95,18 +96,18 @@ class Lookup:
         self.key: str | None = None
         self.span: Any = None
         self.opened = monotonic()
-        self.t0 = perf_counter()
-        self.t_end = self.t0
+        now = perf_counter()
         self.start_ns = time_ns()
+        if first is None:  # explicit: starts now
+            self.t0 = self.t_end = now
+        else:  # implicit: starts when its first access started
+            self.t0 = first.t0
+            self.start_ns -= int((now - first.t0) * 1e9)
+            self.add(first)
 
     def add(self, acc: Access) -> None:
-        if not self.accesses:
-            # an implicit lookup starts when its first access started
-            back = perf_counter() - acc.t0
-            self.t0 = acc.t0
-            self.start_ns = time_ns() - int(back * 1e9)
-            if self.pattern is None:
-                self.pattern, self.key = acc.pattern, acc.key
+        if self.pattern is None:
+            self.pattern, self.key = acc.pattern, acc.key
         self.accesses.append(acc)
         self.t_end = acc.t0 + acc.duration_s
         if acc.read:
@@ -158,8 +159,7 @@ class Grouper:
                 if lk.served is not None and lk.served.level == 1:
                     done.append(self.pending.pop(key))
             elif acc.read:
-                lk = Lookup(explicit=False)
-                lk.add(acc)
+                lk = Lookup(False, first=acc)
                 if acc.hit and acc.level == 1:
                     done.append(lk)
                 else:

@@ -162,9 +162,8 @@ class _Base:
         effectiveness = 0.0
         suggestions: list[Any] = []
         if h is not None:
-            effectiveness = h.stats.snapshot()["window"]["cache_effectiveness"]
-            if h.advisor is not None:
-                suggestions = [s for s in h.advisor.suggestions() if s.pattern == lk.pattern]
+            effectiveness = h.stats.cache_effectiveness()
+            suggestions = [s for s in h.suggestions(1.0) if s.pattern == lk.pattern]
         chain = [
             {
                 "tier": a.tier.name,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -57,6 +58,18 @@ class Handle:
             self._observe,
         )
         self.instrumentors: list[Any] = []
+        self._suggested: tuple[float, list[Any]] = (-1.0, [])
+
+    def suggestions(self, max_age_s: float = 0.0) -> list[Any]:
+        """The advisor's findings; ``max_age_s`` allows a cached answer (they cost ~1 ms)."""
+        if self.advisor is None:
+            return []
+        now = time.monotonic()
+        at, found = self._suggested
+        if now - at > max_age_s:
+            found = list(self.advisor.suggestions())
+            self._suggested = (now, found)
+        return found
 
     def _observe(self, acc: _access.Access) -> None:
         self.stats.observe_access(acc)
@@ -114,6 +127,7 @@ def _make_advisor(settings: Settings) -> Any:
         window_s=settings.advisor_window_s,
         capacity=settings.advisor_capacity,
         min_accesses=settings.advisor_min_accesses,
+        on_error=lambda exc: _access.report_fault("advisor", exc),
         l1_hit_rate_target=settings.target_l1_hit_rate,
     )
 

@@ -60,6 +60,7 @@ class Stats:
             t.name: deque(maxlen=self.window) for t in self.tiers
         }
         self.lookups: deque[tuple[float, str, int, float, float]] = deque(maxlen=self.window)
+        self.window_l1 = 0  # lookups in the window served at level 1
         self.lookup_count = 0
         self.lookup_latency = 0.0
         self.lookup_cost = 0.0
@@ -89,7 +90,15 @@ class Stats:
             self.lookup_latency += seconds
             self.lookup_cost += cost
             self.served_total[served_by] = self.served_total.get(served_by, 0) + 1
+            if len(self.lookups) == self.lookups.maxlen and self.lookups[0][2] == 1:
+                self.window_l1 -= 1
+            self.window_l1 += level == 1
             self.lookups.append((time.monotonic(), served_by, level, seconds, cost))
+
+    def cache_effectiveness(self) -> float:
+        """Share of the window's lookups served by level 1 (cheap: kept as a running count)."""
+        with self.lock:
+            return self.window_l1 / len(self.lookups) if self.lookups else 0.0
 
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic()
