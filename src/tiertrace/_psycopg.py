@@ -75,7 +75,7 @@ def _begin(
     if tier is None:
         return None
     acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT)
-    acc.pattern = stmt.text
+    acc.pattern = stmt.fingerprint
     acc.read = stmt.is_read
     if acc.recording:
         attrs: dict[str, Any] = {"db.query.summary": stmt.summary}

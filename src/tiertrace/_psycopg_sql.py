@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from . import _access
-from ._sanitize import sanitize_sql, sql_operation, sql_summary, sql_tables
+from ._sanitize import sanitize_sql, sql_fingerprint, sql_operation, sql_summary, sql_tables
 
 _NOT_ACCESS = frozenset(
     [
@@ -62,6 +62,7 @@ class Statement(NamedTuple):
     is_read: bool
     text: str
     summary: str
+    fingerprint: str  # the advisor's pattern: literals and parameters as ?
 
 
 @lru_cache(maxsize=2048)
@@ -73,7 +74,9 @@ def statement(sql: str) -> Statement | None:
     text = sanitize_sql(sql)
     names = tables + tuple(t.rsplit(".", 1)[-1] for t in tables if "." in t)
     is_read = op in _READS or " RETURNING " in f" {text.upper()} "
-    return Statement(op, tables[0] if tables else "", names, is_read, text, sql_summary(sql))
+    summary = sql_summary(sql)
+    target = tables[0] if tables else ""
+    return Statement(op, target, names, is_read, text, summary, sql_fingerprint(sql))
 
 
 def query_text(query: Any, cursor: Any) -> str:

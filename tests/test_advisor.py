@@ -1,0 +1,90 @@
+"""The advisor on real Redis and PostgreSQL traffic: hot keys are suggested for pre-caching with
+measured savings, cold keys are not, keys group into templates, labels stay privacy-safe, and
+stale candidates disappear."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import psycopg
+import redis
+
+import tiertrace
+
+SQL = "SELECT body FROM memories WHERE id = %s"
+GAUGES = (
+    "tiertrace.advisor.candidate.accesses",
+    "tiertrace.advisor.candidate.latency_savings",
+    "tiertrace.advisor.candidate.cost_savings.usd",
+)
+
+
+def read_through_without_fill(r: redis.Redis, conn: psycopg.Connection[Any], key: str) -> None:
+    """Cache-aside that forgets to fill: every read falls through to PostgreSQL."""
+    if r.get(key) is None:
+        conn.execute(SQL, (1,)).fetchone()
+
+
+def test_hot_key_served_by_postgresql_is_suggested_with_savings(
+    telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for _ in range(50):
+            read_through_without_fill(r, conn, "user:7:profile")
+    tiertrace.flush()
+    (hot,) = [s for s in tiertrace.suggestions() if s.kind == "pre-cache"]
+    assert (hot.pattern, hot.tier, hot.accesses) == ("user:{id}:profile", "postgresql", 50)
+    assert hot.latency_savings_s_per_day > 0 and hot.cost_savings_usd_per_day > 0
+    assert hot.ttl_s is not None and hot.ttl_s > 0
+    points = {name: telemetry.points(name) for name in GAUGES}
+    for name in GAUGES:
+        ((attrs, point),) = points[name]
+        assert attrs == {"tiertrace.pattern": "user:{id}:profile", "tiertrace.tier": "postgresql"}
+        assert point.value > 0
+    assert points[GAUGES[0]][0][1].value == 50
+
+
+def test_cold_keys_read_once_are_not_suggested(
+    telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for i in range(1000):
+            read_through_without_fill(r, conn, f"cold:{i}:{i * 7919}")
+    tiertrace.flush()
+    assert [s for s in tiertrace.suggestions() if s.kind == "pre-cache"] == []
+    assert telemetry.points(GAUGES[0]) == []
+
+
+def test_many_keys_of_one_shape_group_into_one_pattern_without_raw_ids(
+    telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for round_ in range(3):
+            for i in range(1, 1000, 37):
+                read_through_without_fill(r, conn, f"user:{i}:profile")
+    tiertrace.flush()
+    patterns = {s.pattern for s in tiertrace.suggestions() if s.kind == "pre-cache"}
+    assert patterns == {"user:{id}:profile"}
+    labels = [a for name in GAUGES for a, _ in telemetry.points(name)]
+    assert labels and all(a["tiertrace.pattern"] == "user:{id}:profile" for a in labels)
+    for name in ("tiertrace.access.duration", "tiertrace.lookup.duration", *GAUGES):
+        for attrs, _ in telemetry.points(name):
+            assert not any(re.search(r"user:\d", str(v)) for v in attrs.values()), attrs
+
+
+def test_stale_candidates_disappear_after_the_window(
+    make_telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    telemetry = make_telemetry(advisor_window_s=1.0)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for _ in range(30):
+            read_through_without_fill(r, conn, "user:9:profile")
+    tiertrace.flush()
+    assert [s.pattern for s in tiertrace.suggestions() if s.kind == "pre-cache"] == [
+        "user:{id}:profile"
+    ]
+    time.sleep(1.5)
+    assert [s for s in tiertrace.suggestions() if s.kind == "pre-cache"] == []
+    assert telemetry.points(GAUGES[0]) == []
