@@ -61,7 +61,7 @@ def test_many_keys_of_one_shape_group_into_one_pattern_without_raw_ids(
     telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
 ) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for round_ in range(3):
+        for _round in range(3):
             for i in range(1, 1000, 37):
                 read_through_without_fill(r, conn, f"user:{i}:profile")
     tiertrace.flush()
