@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tiertrace
+from chroma_fixtures import chroma_server  # noqa: F401  (session fixture)
 
 PG_ADMIN = os.environ.get("TIERTRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
 import tiertrace
@@ -156,3 +157,32 @@ def test_table_match_routes_statements_to_tiers(
         conn.execute("SELECT 1").fetchall()  # matches no tier: left alone
     assert telemetry.access_count(tiertrace__tier="memories") == 1
     assert telemetry.access_count() == 1
+
+
+def test_error_messages_quoting_values_stay_off_spans_unless_asked(
+    make_telemetry: Any, pg_dsn: str
+) -> None:
+    with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS notes")
+        conn.execute("CREATE TABLE notes (body text PRIMARY KEY)")
+        conn.execute("INSERT INTO notes VALUES ('secret-body')")
+
+    def duplicate(telemetry: Any) -> Any:
+        with (
+            psycopg.connect(pg_dsn, autocommit=True) as conn,
+            pytest.raises(psycopg.errors.UniqueViolation, match="secret-body"),
+        ):
+            conn.execute("INSERT INTO notes VALUES (%s)", ("secret-body",))
+        (span,) = telemetry.access_spans()
+        return span
+
+    span = duplicate(make_telemetry())
+    text = repr(span.status.description) + repr([dict(e.attributes) for e in span.events])
+    assert "secret-body" not in text
+    assert span.attributes["db.response.status_code"] == "23505"
+    assert [e.attributes["exception.type"] for e in span.events] == [
+        "psycopg.errors.UniqueViolation"
+    ]
+    tiertrace.shutdown()
+    span = duplicate(make_telemetry(capture_error_messages=True))
+    assert "secret-body" in str(span.status.description)

@@ -54,6 +54,7 @@ class Access:
     """One access in flight; instrumentors fill the optional fields, the recorder the rest."""
 
     __slots__ = (
+        "closed",
         "cost",
         "duration_s",
         "error_type",
@@ -93,6 +94,7 @@ class Access:
         self.pattern = target
         self.read = False
         self.duration_s = 0.0
+        self.closed = False
         self.start_ns = 0
         self.t0 = perf_counter()
 
@@ -113,6 +115,7 @@ class _State:
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
         self.capture_query_text = True
+        self.capture_error_messages = False
 
 
 STATE = _State()
@@ -186,20 +189,27 @@ def fail(acc: Access, exc: BaseException, status: StatusOf | None = None) -> Non
     """Close an access whose call raised ``exc`` (the caller re-raises it unchanged).
 
     ``status`` turns the exception into ``db.response.status_code`` (Redis error prefix,
-    SQLSTATE).
+    SQLSTATE). The span gets status ERROR, ``error.type`` and an ``exception`` event with the
+    exception's type. Exception *messages* stay off the span unless
+    ``capture_error_messages=True``: client errors quote user data (a duplicate key's value, a
+    rejected metadata value), which the privacy defaults never export.
     """
     try:
         acc.error_type = type(exc).__qualname__
         acc.hit = None
         if acc.recording:
             span = acc.span
-            span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
+            detail = str(exc)[:256] if STATE.capture_error_messages else acc.error_type
+            span.set_status(Status(StatusCode.ERROR, detail))
             span.set_attribute("error.type", acc.error_type)
             status_code = status(exc) if status is not None else None
             if status_code:
                 span.set_attribute("db.response.status_code", status_code)
             if acc.owned:
-                span.record_exception(exc)
+                event = {"exception.type": f"{type(exc).__module__}.{acc.error_type}"}
+                if STATE.capture_error_messages:
+                    event["exception.message"] = str(exc)[:256]
+                span.add_event("exception", event)
         _close(acc, perf_counter() - acc.t0)
     except Exception as fault:  # never let our fault replace the user's exception
         report_fault("recorder", fault)
@@ -230,6 +240,8 @@ def wrappers(component: str, begin: Begin, done: Done, status: StatusOf | None =
             done(started[0], started[1], instance, result)
         except Exception as fault:
             report_fault(component, fault)
+            if not started[0].closed:  # classification failed: close it without a hit
+                finish(started[0], None)
 
     def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         started = _start(instance, args, kwargs)
@@ -261,6 +273,7 @@ def wrappers(component: str, begin: Begin, done: Done, status: StatusOf | None =
 def _close(acc: Access, duration: float) -> None:
     st = STATE
     try:
+        acc.closed = True
         acc.duration_s = duration
         tier = acc.tier
         key = (tier.name, acc.op, acc.hit, acc.error_type)

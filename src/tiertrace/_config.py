@@ -9,6 +9,8 @@ settings, ``OTEL_SERVICE_NAME`` …).
 * ``prometheus_port`` / ``prometheus_host`` — ``9464`` / ``127.0.0.1``
 * ``capture_keys`` — how Redis keys appear: ``template`` (default), ``hash``, ``raw``, ``none``
 * ``capture_query_text`` — sanitized SQL in ``db.query.text`` (default true)
+* ``capture_error_messages`` — exception messages on failed access spans (default false: client
+  errors quote user data; spans carry the exception type, ``error.type`` and the status code)
 * ``implicit_lookups`` / ``implicit_window_s`` — implicit grouping (true / 1.0 s)
 * ``advisor``, ``advisor_window_s``, ``advisor_capacity``, ``advisor_min_accesses`` — the
   optimization advisor (true, 3600 s, 10,000 keys, 10 reads)
@@ -50,6 +52,7 @@ class Settings:
     prometheus_host: str = "127.0.0.1"
     capture_keys: str = "template"
     capture_query_text: bool = True
+    capture_error_messages: bool = False
     implicit_lookups: bool = True
     implicit_window_s: float = 1.0
     advisor: bool = True

@@ -99,13 +99,12 @@ class _Base:
         return f"{self.prefix}{digest}"
 
     def _chroma_hit(self, result: Any) -> bool:
-        ids = (result or {}).get("ids") or [[]]
-        if not ids or not ids[0]:
-            return False
-        tier = TIERS.maps["chroma"].resolve(getattr(self.chroma, "name", None))
-        limit = tier.hit_distance if tier is not None else None
-        distances = (result.get("distances") or [[]])[0] if limit is not None else None
-        return not distances or min(distances) <= limit
+        """The Chroma tier's own hit rule (every query found, within ``hit_distance``)."""
+        from ._chroma import _tier, query_found
+
+        tier = _tier(self.chroma) or TIERS.maps["chroma"].resolve(self.chroma.name)
+        queries, found, _rows = query_found(result or {}, getattr(tier, "hit_distance", None))
+        return queries > 0 and found == queries
 
     def _plan(self, query: str) -> Plan:
         """The read-through as steps; the sync and async drivers execute them."""

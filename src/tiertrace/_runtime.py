@@ -156,6 +156,7 @@ def _wire(h: Handle) -> None:
     state = _access.configure(h.telemetry, h.grouper.on_access)
     state.capture_keys = s.capture_keys
     state.capture_query_text = s.capture_query_text
+    state.capture_error_messages = s.capture_error_messages
     _lookup.CLOSE[:] = [h.emitter.close]
     tel = h.telemetry
     tel.on_collect(lambda: h.grouper.flush(everything=False))
