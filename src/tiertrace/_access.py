@@ -26,7 +26,6 @@ honoured: a suppressed call records nothing at all.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -110,8 +109,6 @@ class _State:
         self.semconv = telemetry.semconv_duration if telemetry is not None else None
         self.sink = sink
         self.attr_sets: dict[tuple[str, str, bool | None, str | None], dict[str, Any]] = {}
-        self.costs: dict[str, float] = {}
-        self.lock = threading.Lock()
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
         self.capture_query_text = True
@@ -286,8 +283,6 @@ def _close(acc: Access, duration: float) -> None:
             st.histogram.record(duration, attrs)
             if st.semconv is not None:
                 st.semconv.record(duration, _semconv_attributes(acc))
-        with st.lock:
-            st.costs[tier.name] = st.costs.get(tier.name, 0.0) + acc.cost
         span = acc.span
         if acc.recording:
             if acc.hit is not None:
@@ -324,13 +319,6 @@ def _semconv_attributes(acc: Access) -> dict[str, Any]:
     if acc.error_type is not None:
         attrs["error.type"] = acc.error_type
     return attrs
-
-
-def costs() -> dict[str, float]:
-    """Cumulative cost per tier name since init()."""
-    st = STATE
-    with st.lock:
-        return dict(st.costs)
 
 
 def report_fault(component: str, exc: BaseException) -> None:

@@ -165,7 +165,7 @@ def _wire(h: Handle) -> None:
         "counter",
         "{USD}",
         "Cost of tier accesses in US dollars",
-        lambda: _costs(s),
+        lambda: _costs(s, h.stats),
     )
     if h.advisor is not None:
         advisor = h.advisor
@@ -199,8 +199,8 @@ def _wire(h: Handle) -> None:
         h.instrumentors.append(instrumentor)
 
 
-def _costs(s: Settings) -> Iterable[tuple[float, dict[str, Any]]]:
-    spent = _access.costs()
+def _costs(s: Settings, stats: Stats) -> Iterable[tuple[float, dict[str, Any]]]:
+    spent = stats.costs()
     for tier in s.tiers:
         yield (
             spent.get(tier.name, 0.0),

@@ -95,6 +95,11 @@ class Stats:
             self.window_l1 += level == 1
             self.lookups.append((time.monotonic(), served_by, level, seconds, cost))
 
+    def costs(self) -> dict[str, float]:
+        """Cumulative cost per tier since init() (what ``tiertrace.cost.usd`` reports)."""
+        with self.lock:
+            return {name: c.cost for name, c in self.total.items()}
+
     def cache_effectiveness(self) -> float:
         """Share of the window's lookups served by level 1 (cheap: kept as a running count)."""
         with self.lock:
