@@ -15,21 +15,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql as pgsql
 
-from tiertrace import _sanitize
+from tiertrace import _sanitize, _sql
 from tiertrace._sanitize import (
     MAX_KEY_CHARS,
-    MAX_SQL_CHARS,
     capture_key,
     collection_pattern,
     key_hash,
     key_template,
     normalize_text,
+    text_fingerprint,
+)
+from tiertrace._sql import (
+    MAX_SQL_CHARS,
     sanitize_sql,
     sql_fingerprint,
     sql_operation,
     sql_summary,
     sql_tables,
-    text_fingerprint,
 )
 
 DIGITS = set(string.digits)
@@ -46,7 +48,8 @@ class NeedsConnection:
 
 
 def test_module_guide_examples_are_true() -> None:
-    assert doctest.testmod(_sanitize, raise_on_error=False).failed == 0
+    for module in (_sanitize, _sql):
+        assert doctest.testmod(module, raise_on_error=False).failed == 0, module.__name__
 
 
 # --- Redis keys ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from . import _access
-from ._sanitize import sanitize_sql, sql_fingerprint, sql_operation, sql_summary, sql_tables
+from ._sql import sanitize_sql, sql_fingerprint, sql_operation, sql_summary, sql_tables
 
 _NOT_ACCESS = frozenset(
     [
