@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import tiertrace
 from chroma_fixtures import chroma_server  # noqa: F401  (session fixture)
+from prom_fixtures import live_prometheus  # noqa: F401  (live Prometheus + workload)
 
 PG_ADMIN = os.environ.get("TIERTRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

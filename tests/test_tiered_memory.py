@@ -36,7 +36,7 @@ def test_second_call_is_served_by_l1_after_promotion(
         memory = TieredMemory(redis=r, postgres=conn, sql=SQL, ttl_s={"redis": 60})
         first, m1 = memory.track_memory_access("capital of france", user_id="u1", query_type="fact")
         second, m2 = memory.track_memory_access(
-            "Capital of  France?", user_id="u1", query_type="fact"
+            "Capital of  France", user_id="u1", query_type="fact"
         )
         missing, m3 = memory.track_memory_access("capital of mars")
     assert first == ("Paris",) and second == b"Paris" and missing is None
@@ -110,3 +110,13 @@ def test_track_agent_makes_each_call_a_lookup_with_the_agent_id(
     (span,) = telemetry.spans("lookup recall")
     assert span.attributes["gen_ai.agent.id"] == "planner"
     assert "recall" not in vars(agent)
+
+
+def test_queries_differing_in_numbers_or_punctuation_never_share_an_entry(
+    telemetry: Any, r: redis.Redis
+) -> None:
+    memory = TieredMemory(redis=r)
+    memory.put("balance of account 1001", "$5")
+    assert memory.get("balance of account 2002") is None
+    assert memory.get("balance of account 1001!") is None
+    assert memory.get("Balance of  account 1001") == b"$5"

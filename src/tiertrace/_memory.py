@@ -19,7 +19,8 @@
     print(metrics.tier_accessed, metrics.total_latency_ms, metrics.cost_usd)
 
 Each call is one explicit lookup (see `tiertrace._lookup`): Redis ``GET`` of a key derived from
-the query (``key_prefix`` + a hash: the query text never becomes a key), then the SQL with the
+the query (``key_prefix`` + a hash of the text with case and spacing folded: the query text never
+becomes a key), then the SQL with the
 query as its one parameter, then a Chroma ``query`` with the query's embedding. The first hit
 wins and is returned as that store returned it (bytes from Redis, the row from PostgreSQL, the
 ``QueryResult`` from Chroma). A hit in a lower tier is promoted to the tiers above it (Redis
@@ -40,7 +41,7 @@ from typing import Any
 from . import _runtime
 from ._binding import TIERS
 from ._lookup import Lookup, lookup
-from ._sanitize import normalize_text, text_fingerprint
+from ._sanitize import text_fingerprint
 
 Step = tuple[str, Any]
 Plan = Generator[Step, Any, Any]
@@ -94,8 +95,13 @@ class _Base:
         self.promote, self.prefix, self.serialize = promote, key_prefix, serialize
 
     def key(self, query: str) -> str:
-        """The Redis key of ``query`` (prefix + hash of its normalized text)."""
-        digest = hashlib.blake2b(normalize_text(query).encode(), digest_size=12).hexdigest()
+        """The Redis key of ``query``: prefix + hash of the text with case and spacing folded.
+
+        Only case and runs of white space are folded, so "What is X" and "what is  x" share an
+        entry while "balance of account 1001" and "… 2002" never do.
+        """
+        folded = " ".join(query.casefold().split())
+        digest = hashlib.blake2b(folded.encode(), digest_size=12).hexdigest()
         return f"{self.prefix}{digest}"
 
     def _chroma_hit(self, result: Any) -> bool:

@@ -159,37 +159,11 @@ def _wire(h: Handle) -> None:
     state.capture_error_messages = s.capture_error_messages
     _lookup.CLOSE[:] = [h.emitter.close]
     tel = h.telemetry
-    tel.on_collect(lambda: h.grouper.flush(everything=False))
     tel.observe(
-        "tiertrace.cost.usd",
-        "counter",
-        "{USD}",
-        "Cost of tier accesses in US dollars",
-        lambda: _costs(s, h.stats),
+        "tiertrace.cost.usd", "counter", "{USD}", "Cost of tier accesses in US dollars", _costs
     )
-    if h.advisor is not None:
-        advisor = h.advisor
-        for name, unit, field, desc in (
-            (
-                "tiertrace.advisor.candidate.accesses",
-                "{access}",
-                "accesses",
-                "Reads of a pre-cache candidate in the advisor window",
-            ),
-            (
-                "tiertrace.advisor.candidate.latency_savings",
-                "s",
-                "latency_savings_s_per_day",
-                "Latency a pre-cache candidate would save per day",
-            ),
-            (
-                "tiertrace.advisor.candidate.cost_savings.usd",
-                "{USD}",
-                "cost_savings_usd_per_day",
-                "Cost a pre-cache candidate would save per day",
-            ),
-        ):
-            tel.observe(name, "gauge", unit, desc, _candidates(advisor, field))
+    for name, unit, field, desc in _GAUGES:
+        tel.observe(name, "gauge", unit, desc, _candidates(field))
     for name in s.instrument:
         dist, module, cls = _INSTRUMENTORS[name]
         if importlib.util.find_spec(dist) is None:
@@ -199,18 +173,38 @@ def _wire(h: Handle) -> None:
         h.instrumentors.append(instrumentor)
 
 
-def _costs(s: Settings, stats: Stats) -> Iterable[tuple[float, dict[str, Any]]]:
-    spent = stats.costs()
-    for tier in s.tiers:
-        yield (
-            spent.get(tier.name, 0.0),
-            {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level},
-        )
+_GAUGES = (
+    ("tiertrace.advisor.candidate.accesses", "{access}", "accesses",
+     "Reads of a pre-cache candidate in the advisor window"),
+    ("tiertrace.advisor.candidate.latency_savings", "s", "latency_savings_s_per_day",
+     "Latency a pre-cache candidate would save per day"),
+    ("tiertrace.advisor.candidate.cost_savings.usd", "{USD}", "cost_savings_usd_per_day",
+     "Cost a pre-cache candidate would save per day"),
+)  # fmt: skip
 
 
-def _candidates(advisor: Any, field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]]]]:
+def _costs() -> Iterable[tuple[float, dict[str, Any]]]:
+    """Cost per tier of the live handle; first closes lookups whose window has passed.
+
+    Observable callbacks run before the synchronous instruments are collected, so lookups
+    closed here are part of this very collection.
+    """
+    h = _HANDLE
+    if h is None:
+        return
+    h.grouper.flush(everything=False)
+    spent = h.stats.costs()
+    for tier in h.settings.tiers:
+        attrs = {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level}
+        yield spent.get(tier.name, 0.0), attrs
+
+
+def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]]]]:
     def produce() -> Iterable[tuple[float, dict[str, Any]]]:
-        for c in advisor.candidates():
+        h = _HANDLE
+        if h is None or h.advisor is None:
+            return
+        for c in h.advisor.candidates():
             yield (
                 float(getattr(c, field)),
                 {"tiertrace.pattern": c.pattern, "tiertrace.tier": c.tier},

@@ -25,7 +25,6 @@ Instruments (names pinned by DESIGN §4): ``tiertrace.access.duration`` and
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -108,8 +107,6 @@ class Telemetry:
             if settings.semconv_metrics
             else None
         )
-        self._lock = threading.Lock()
-        self._collect_hooks: list[Callable[[], None]] = []
 
     # -- providers -------------------------------------------------------------------------
     def _tracer_provider(self, s: Settings) -> Any:
@@ -135,8 +132,10 @@ class Telemetry:
         if s.meter_provider is not None:
             return s.meter_provider
         current = metrics.get_meter_provider()
-        if _is_sdk(current, "opentelemetry.sdk") or s.exporter == "none":
+        if _is_sdk(current, "opentelemetry.sdk"):
             return current
+        if s.exporter == "none":  # not the global proxy: it would hand our instruments on
+            return metrics.NoOpMeterProvider()
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
@@ -203,21 +202,20 @@ class Telemetry:
         description: str,
         produce: Callable[[], Iterable[tuple[float, dict[str, Any]]]],
     ) -> None:
-        """Register an observable counter or gauge whose points ``produce`` yields."""
+        """Register an observable counter or gauge whose points ``produce`` yields.
+
+        A meter keeps the first instrument of a name, so after ``shutdown()`` and a new
+        ``init()`` on the same provider the first callback stays: ``produce`` must therefore read
+        the *current* state, never state captured at registration.
+        """
 
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
-            for hook in list(self._collect_hooks):
-                hook()
             return [Observation(value, attrs) for value, attrs in produce()]
 
         if kind == "counter":
             self.meter.create_observable_counter(name, [callback], unit, description)
         else:
             self.meter.create_observable_gauge(name, [callback], unit, description)
-
-    def on_collect(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` before observable instruments are read (flushes pending lookups)."""
-        self._collect_hooks.append(hook)
 
     def shutdown(self) -> None:
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
