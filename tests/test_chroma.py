@@ -58,9 +58,9 @@ def _name() -> str:
 
 @pytest.fixture(autouse=True)
 def _restore_patches() -> Iterator[None]:
-    """instrument_client() patches for good; put chromadb back after each test."""
+    """Put chromadb back after each test, also after instrument_client() without init()."""
     yield
-    chroma_module._unpatch()
+    chroma_module.ChromaInstrumentor().reset()
 
 
 @pytest.fixture

@@ -285,11 +285,6 @@ def test_error_messages_that_quote_data_never_reach_spans(
     assert leaks(telemetry) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_redis._command_begin takes args[1] as the key for every command; for EVAL/EVALSHA/"
-    "FCALL that is the script (or function name), whose text becomes the span name",
-)
 def test_lua_script_bodies_never_become_span_names(telemetry: Any, r: redis.Redis) -> None:
     r.eval(f"return redis.call('SET', KEYS[1], '{SECRET}-in-script')", 1, f"user:{KEY_ID}")
     r.eval(f"return '{SECRET}-constant'", 0)

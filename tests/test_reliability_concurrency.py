@@ -523,11 +523,6 @@ def test_uninstrumenting_in_any_order_restores_every_client_method(cleanup: None
             assert cls.__dict__[attr] is before[(id(cls), attr)], qualname
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shutdown() uninstruments only the instrumentors init() started; the class patches "
-    "that instrument_client() installed (init(instrument=[])) stay in place after it",
-)
 def test_shutdown_removes_the_patches_instrument_client_installed(
     make_telemetry: Any, redis_url: str, pg_dsn: str
 ) -> None:
@@ -644,12 +639,6 @@ def test_opentelemetry_instrument_loads_tiertrace_and_gives_one_span_per_access(
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the instrumentors' _instrument() only patches: recording needs _access.STATE, which "
-    "only tiertrace.init() sets, so under opentelemetry-instrument without init() the loaded "
-    "instrumentors record nothing",
-)
 def test_opentelemetry_instrument_alone_records_tiertrace_accesses(
     tmp_path: Path, redis_url: str, pg_dsn: str, table: str
 ) -> None:

@@ -657,12 +657,6 @@ def test_dead_or_silent_otlp_endpoint_never_reaches_the_application(
         assert got["shutdown_done"] and got["shutdown_s"] < 30, (name, got["shutdown_s"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shutdown() with a silent OTLP endpoint takes (queued batches x export timeout) per "
-    "signal: Handle.flush() force-flushes the batch processors, which export every queued batch "
-    "and ignore timeouts (SDK 1.45), before the providers are shut down",
-)
 def test_shutdown_with_a_silent_otlp_endpoint_is_bounded_by_a_few_export_timeouts(
     redis_url: str, black_hole: BlackHole
 ) -> None:

@@ -152,12 +152,6 @@ def test_invalid_environment_settings_raise_config_error_naming_the_variable(
         assert word in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_config._check validates neither bool settings (a string is kept and is truthy: "
-    "implicit_lookups='false' turns them on) nor bools given for numbers (prometheus_port=True "
-    "is port 1; isinstance(True, int))",
-)
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -175,11 +169,6 @@ def test_wrongly_typed_settings_raise_config_error_naming_them(kwargs: dict[str,
         tiertrace.init(exporter="none", instrument=[], **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="init() hands tracer_provider/meter_provider/logger_provider to Telemetry unchecked: "
-    "an object without get_tracer/get_meter/get_logger raises AttributeError, not ConfigError",
-)
 @pytest.mark.parametrize("name", ["tracer_provider", "meter_provider", "logger_provider"])
 def test_a_provider_that_is_not_one_raises_config_error_naming_it(name: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -200,11 +189,6 @@ else:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a bad standard OTEL_* variable (here a batch larger than the queue) makes init() "
-    "raise the SDK's ValueError instead of ConfigError",
-)
 def test_an_invalid_otel_variable_raises_config_error_naming_it() -> None:
     env = {"OTEL_BSP_MAX_QUEUE_SIZE": "16", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "512"}
     out = subprocess.run(
@@ -294,11 +278,6 @@ def test_binary_and_non_utf8_keys_are_templated_with_exact_hit_polarity(
         span.name.encode("utf-8")  # exportable text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='_redis._begin hashes the key after decoding it with errors="replace", so distinct '
-    "non-UTF-8 keys collide and the hash is not key_hash() of the bytes redis-py sends",
-)
 def test_hash_mode_gives_distinct_non_utf8_keys_distinct_hashes(
     make_telemetry: Any, r: redis.Redis
 ) -> None:
@@ -347,12 +326,6 @@ def test_megabyte_keys_give_bounded_names_and_attributes_and_exact_hits(
         assert "GET user:" + "x" * 100 in {s.name[:109] for s in telemetry.access_spans()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tiertrace keeps whole keys and statements: the advisor's fill map holds each "
-    "written Redis key (advisor_capacity of them, of any length), and _psycopg_sql.statement's "
-    "lru_cache (2048 entries) is keyed by the full SQL text",
-)
 @pytest.mark.parametrize("client", ["redis", "psycopg"])
 def test_megabyte_keys_and_statements_are_not_retained_by_tiertrace(
     telemetry: Any, r: redis.Redis, pg_dsn: str, table: str, client: str
@@ -420,11 +393,6 @@ def test_100kb_statements_give_bounded_attributes_and_exact_hits(
     assert all(len(s.attributes["db.query.text"]) <= MAX_SQL_CHARS for s in spans)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_psycopg_sql.statement decides is_read by looking for RETURNING in the sanitized "
-    "text, which is cut at MAX_SQL_CHARS: a long INSERT ... RETURNING is taken for a write",
-)
 def test_a_long_insert_returning_is_a_read_with_a_hit(
     telemetry: Any, pg_dsn: str, table: str
 ) -> None:
@@ -596,11 +564,6 @@ def test_pipeline_and_transaction_failures_raise_what_the_client_raises(
     assert telemetry.access_count() == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redis-py prefixes a pipeline's error with 'Command # 1 (...) of pipeline caused "
-    "error: ', so _redis_commands.status finds no Redis error prefix (WRONGTYPE) for it",
-)
 def test_a_failed_pipeline_reports_the_redis_error_prefix(telemetry: Any, r: redis.Redis) -> None:
     r.set("str:1", "x")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"), r.pipeline() as pipe:
@@ -609,12 +572,6 @@ def test_a_failed_pipeline_reports_the_redis_error_prefix(telemetry: Any, r: red
     assert span.attributes["db.response.status_code"] == "WRONGTYPE"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an implicit lookup keeps every write made while it is pending (fills, for up to "
-    "implicit_window_s): a bulk write after one miss puts thousands of accesses into one lookup, "
-    "whose access_chain event attribute and log body then grow without bound",
-)
 def test_a_burst_of_writes_after_a_miss_keeps_lookup_telemetry_bounded(
     telemetry: Any, r: redis.Redis
 ) -> None:

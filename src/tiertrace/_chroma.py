@@ -49,17 +49,15 @@ and metadatas returned by ``query``; if that matters, do not enable both.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-    BaseInstrumentor,
-)
 from opentelemetry.trace import SpanKind
 
 from . import _access
-from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch, bind, unbind
+from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch
+from ._instrumentor import TierInstrumentor
 from ._patch import Patches
 from ._sanitize import collection_pattern
 
@@ -247,43 +245,24 @@ def _holder(target: Any) -> Any:
     return target if server is None else server
 
 
-class ChromaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class ChromaInstrumentor(TierInstrumentor):
     """Instruments chromadb collections (sync and async) for tiertrace.
 
     ``instrument()`` covers every collection; ``instrument_client(collection_or_client,
-    tier=...)`` binds one collection or every collection of one client to a tier, and works
-    without global instrumentation.
+    tier=...)`` binds one collection or every collection of one client to a tier.
     """
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("chromadb >= 1.0",)
+    system = "chroma"
+    dependency = "chromadb >= 1.0"
+    targets = _TARGETS
+    switch = _SWITCH
+    patches = _PATCHES
 
-    def _instrument(self, **kwargs: Any) -> None:
-        _ensure_patched()
-        _SWITCH.all = True
+    def holder(self, client: Any) -> Any:
+        return _holder(client)
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        _SWITCH.all = False
-        _unpatch()
-
-    def instrument_client(self, collection_or_client: Any, tier: Any = None) -> None:
-        """Bind a collection or a client to ``tier`` (None: resolve by the tiers' match)."""
-        _ensure_patched()
-        tier = MATCH if tier is None else TIERS.named(tier, "chroma")
-        bind(_holder(collection_or_client), tier)
-
-    def uninstrument_client(self, collection_or_client: Any) -> None:
-        """Remove the binding; under global instrumentation, exclude the target from it."""
-        unbind(_holder(collection_or_client), exclude=_SWITCH.all)
-
-
-def _ensure_patched() -> None:
-    with _SWITCH.lock:
-        if not _SWITCH.patched:
-            _register_embedding_function()
-            for module, qualname, wrapper in _TARGETS:
-                _PATCHES.patch(module, qualname, wrapper)
-            _SWITCH.patched = True
+    def before_patch(self) -> None:
+        _register_embedding_function()
 
 
 def _register_embedding_function() -> None:
@@ -293,9 +272,3 @@ def _register_embedding_function() -> None:
         from . import _embedding  # noqa: F401
     except Exception as fault:
         _access.report_fault("chroma", fault)
-
-
-def _unpatch() -> None:
-    with _SWITCH.lock:
-        _PATCHES.unpatch()
-        _SWITCH.patched = False

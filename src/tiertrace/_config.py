@@ -72,6 +72,15 @@ class Settings:
 
 
 _OBJECTS = ("tiers", "tracer_provider", "meter_provider", "logger_provider")
+_PROVIDER_METHOD = {
+    "tracer_provider": "get_tracer",
+    "meter_provider": "get_meter",
+    "logger_provider": "get_logger",
+}
+
+
+_BOOLS = {f.name for f in fields(Settings) if f.type == "bool"}
+_NUMBERS = {f.name for f in fields(Settings) if f.type in ("int", "float")}
 
 
 def _bool(text: str) -> bool:
@@ -102,6 +111,10 @@ def _check(name: str, value: Any, origin: str) -> Any:
     def bad(fix: str) -> ConfigError:
         return ConfigError(f"{origin}: {name}={value!r} is invalid; {fix}")
 
+    if name in _BOOLS and not isinstance(value, bool):
+        raise bad("use True or False")
+    if name in _NUMBERS and isinstance(value, bool):
+        raise bad("use a number, not True/False")
     if name == "exporter" and value not in EXPORTERS:
         raise bad(f"use one of {', '.join(map(repr, EXPORTERS))}")
     if name == "capture_keys" and value not in CAPTURE_KEYS:
@@ -163,4 +176,10 @@ def resolve(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None)
         values[name] = _check(name, parsed, f"environment {var}")
     if "tiers" in values:
         values["tiers"] = validate_tiers(values["tiers"])
+    for name, method in _PROVIDER_METHOD.items():
+        if values.get(name) is not None and not callable(getattr(values[name], method, None)):
+            raise ConfigError(
+                f"init(): {name}={values[name]!r} is not an OpenTelemetry provider (it has no "
+                f"{method}()); pass an SDK provider or leave it out"
+            )
     return Settings(**values)

@@ -94,7 +94,7 @@ class Emitter:
         level = served.level if served is not None else 0
         cache_hit = level == 1
         seconds = max(lk.t_end - lk.t0, 0.0)
-        cost = sum(a.cost for a in lk.accesses)
+        cost = lk.cost
         query_type = self._query_type(lk.query_type)
         attrs = self.attr_sets.get((served_by, level, query_type))
         if attrs is None:

@@ -29,6 +29,9 @@ code that does its own cache-aside and only called ``init()``. Per thread or asy
 * a read at a deeper level with nothing pending starts its own lookup (a bypass);
 * writes join the pending lookup as fills and never start one.
 
+A lookup keeps the first 64 accesses of its chain for its span links and event (a bulk write
+after a miss can add thousands of fills); its cost and duration count every access.
+
 Pending lookups are closed on the next access of their thread or task, on metric collection once
 their window has passed, by `tiertrace.flush()` and at shutdown — none is lost.
 """
@@ -53,6 +56,7 @@ from . import _access
 from ._access import Access
 
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_CHAIN = 64  # accesses kept per lookup for its span links and event; the rest are counted
 
 
 class Lookup:
@@ -61,6 +65,8 @@ class Lookup:
     __slots__ = (
         "accesses",
         "agent_id",
+        "cost",
+        "count",
         "explicit",
         "key",
         "last_read_level",
@@ -88,7 +94,9 @@ class Lookup:
         self.query_type = query_type
         self.user_id = user_id
         self.agent_id = agent_id
-        self.accesses: list[Access] = []
+        self.accesses: list[Access] = []  # the chain, first MAX_CHAIN accesses
+        self.count = 0  # accesses in the lookup, also those past MAX_CHAIN
+        self.cost = 0.0
         self.served: Access | None = None
         self.last_read_level = 0
         self.result_count: int | None = None
@@ -108,7 +116,10 @@ class Lookup:
     def add(self, acc: Access) -> None:
         if self.pattern is None:
             self.pattern, self.key = acc.pattern, acc.key
-        self.accesses.append(acc)
+        self.count += 1
+        self.cost += acc.cost
+        if len(self.accesses) < MAX_CHAIN:
+            self.accesses.append(acc)
         self.t_end = acc.t0 + acc.duration_s
         if acc.read:
             self.last_read_level = acc.level

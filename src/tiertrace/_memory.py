@@ -186,7 +186,7 @@ class _Base:
             total_latency_ms=(lk.t_end - lk.t0) * 1000,
             access_chain=chain,
             cache_hit=served is not None and served.level == 1,
-            cost_usd=sum(a.cost for a in lk.accesses),
+            cost_usd=lk.cost,
             cache_effectiveness=effectiveness,
             optimization_suggestions=suggestions,
         )

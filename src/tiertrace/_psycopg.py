@@ -29,17 +29,15 @@ Example (after ``tiertrace.init()``)::
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Collection, Sized
+from collections.abc import Callable, Sized
 from time import perf_counter
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-    BaseInstrumentor,
-)
 from opentelemetry.trace import SpanKind
 
 from . import _access
-from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch, bind, unbind
+from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch
+from ._instrumentor import TierInstrumentor
 from ._patch import Patches
 from ._psycopg_sql import CopyBlock, Statement, query_text, sqlstate, statement
 
@@ -264,40 +262,18 @@ _TARGETS = (
 )
 
 
-class PsycopgInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class PsycopgInstrumentor(TierInstrumentor):
     """Instruments psycopg 3 (sync, async, pools, server cursors) for tiertrace.
 
     ``instrument()`` covers every connection; ``instrument_client(conn_or_pool, tier=...)``
     binds one connection, or every connection a ``psycopg_pool`` pool hands out.
     """
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("psycopg >= 3.1",)
+    system = "postgresql"
+    dependency = "psycopg >= 3.1"
+    targets = _TARGETS
+    switch = _SWITCH
+    patches = _PATCHES
 
-    def _instrument(self, **kwargs: Any) -> None:
-        _ensure_patched()
-        _SWITCH.all = True
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        _SWITCH.all = False
+    def before_unpatch(self) -> None:
         flush_all()
-        with _SWITCH.lock:
-            _PATCHES.unpatch()
-            _SWITCH.patched = False
-
-    def instrument_client(self, client: Any, tier: Any = None) -> None:
-        """Bind a connection or pool to ``tier`` (None: resolve by the tiers' table match)."""
-        _ensure_patched()
-        bind(client, MATCH if tier is None else TIERS.named(tier, "postgresql"))
-
-    def uninstrument_client(self, client: Any) -> None:
-        """Remove the binding; under global instrumentation, exclude the client from it."""
-        unbind(client, exclude=_SWITCH.all)
-
-
-def _ensure_patched() -> None:
-    with _SWITCH.lock:
-        if not _SWITCH.patched:
-            for module, qualname, wrapper in _TARGETS:
-                _PATCHES.patch(module, qualname, wrapper)
-            _SWITCH.patched = True

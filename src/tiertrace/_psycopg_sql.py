@@ -6,6 +6,7 @@ sanitized text and summary. ``COPY`` blocks are wrapped by `CopyBlock`. See `tie
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -65,18 +66,29 @@ class Statement(NamedTuple):
     fingerprint: str  # the advisor's pattern: literals and parameters as ?
 
 
-@lru_cache(maxsize=2048)
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_CACHED_CHARS = 8192  # longer statements are parsed each time rather than kept in the cache
+
+
 def statement(sql: str) -> Statement | None:
+    """What tiertrace records for ``sql`` (None: not an access); cached by text."""
+    return _cached(sql) if len(sql) <= _CACHED_CHARS else _parse(sql)
+
+
+def _parse(sql: str) -> Statement | None:
     op = sql_operation(sql)
     if op in _NOT_ACCESS:
         return None
     tables = sql_tables(sql)
     text = sanitize_sql(sql)
     names = tables + tuple(t.rsplit(".", 1)[-1] for t in tables if "." in t)
-    is_read = op in _READS or " RETURNING " in f" {text.upper()} "
+    is_read = op in _READS or _RETURNING.search(sql) is not None
     summary = sql_summary(sql)
     target = tables[0] if tables else ""
     return Statement(op, target, names, is_read, text, summary, sql_fingerprint(sql))
+
+
+_cached = lru_cache(maxsize=2048)(_parse)
 
 
 def query_text(query: Any, cursor: Any) -> str:

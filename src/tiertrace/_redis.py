@@ -29,20 +29,17 @@ Example (after ``tiertrace.init()``)::
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
-    BaseInstrumentor,
-)
 from opentelemetry.trace import SpanKind
 
 from . import _access
 from . import _redis_commands as cmds
-from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch, bind, unbind
+from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch
+from ._instrumentor import TierInstrumentor
 from ._patch import Patches
-from ._redis_commands import IGNORE, KEYLESS, WRITE
-from ._sanitize import capture_key, key_template
+from ._redis_commands import IGNORE, WRITE
+from ._sanitize import MAX_KEY_CHARS, capture_key, key_hash, key_template
 
 _SWITCH = Switch()
 _PATCHES = Patches()
@@ -75,9 +72,10 @@ def _begin(
         return None
     template = key_template(text) if text is not None else ""
     mode = _access.STATE.capture_keys
-    target = template if mode == "template" or text is None else (capture_key(text, mode) or "")
+    target = template if mode == "template" or key is None else (capture_key(key, mode) or "")
     acc = _access.start(tier, op, target, SpanKind.CLIENT)
-    acc.key = text
+    # the exact key is held in memory only (advisor); a huge one is kept as its hash
+    acc.key = text if text is None or len(text) <= MAX_KEY_CHARS else key_hash(key)
     acc.pattern = template
     acc.read = read
     if acc.recording:
@@ -105,8 +103,7 @@ def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
     op, kind = cmds.spec(args[0])
     if kind == IGNORE:
         return None
-    key = args[1] if len(args) > 1 and op not in KEYLESS else None
-    acc = _begin(instance, op, key, kind != WRITE)
+    acc = _begin(instance, op, cmds.first_key(op, args), kind != WRITE)
     return None if acc is None else (acc, (op, kind))
 
 
@@ -124,8 +121,8 @@ def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
         args: tuple[Any, ...] = entry[0] if isinstance(entry, tuple) else entry.args
         op, kind = cmds.spec(args[0]) if args else ("", IGNORE)
         specs.append((op, kind))
-        if key is None and len(args) > 1 and kind != IGNORE and op not in KEYLESS:
-            key = args[1]
+        if key is None and kind != IGNORE:
+            key = cmds.first_key(op, args)
     transaction = getattr(instance, "transaction", False) or getattr(
         instance, "explicit_transaction", False
     )
@@ -165,44 +162,18 @@ _TARGETS = (
 )
 
 
-class RedisInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class RedisInstrumentor(TierInstrumentor):
     """Instruments redis-py (sync, asyncio, cluster) for tiertrace.
 
     ``instrument()`` covers every client; ``instrument_client(client, tier=...)`` binds one
-    client (and its pipelines) to a tier, and works without global instrumentation.
+    client (and its pipelines, which share its connection pool) to a tier.
     """
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("redis >= 4.0",)
+    system = "redis"
+    dependency = "redis >= 4.0"
+    targets = _TARGETS
+    switch = _SWITCH
+    patches = _PATCHES
 
-    def _instrument(self, **kwargs: Any) -> None:
-        _ensure_patched()
-        _SWITCH.all = True
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        _SWITCH.all = False
-        _unpatch()
-
-    def instrument_client(self, client: Any, tier: Any = None) -> None:
-        """Bind ``client`` and its pipelines to ``tier`` (None: resolve by the tiers' match)."""
-        _ensure_patched()
-        tier = MATCH if tier is None else TIERS.named(tier, "redis")
-        bind(getattr(client, "connection_pool", client), tier)
-
-    def uninstrument_client(self, client: Any) -> None:
-        """Remove the binding; under global instrumentation, exclude the client from it."""
-        unbind(getattr(client, "connection_pool", client), exclude=_SWITCH.all)
-
-
-def _ensure_patched() -> None:
-    with _SWITCH.lock:
-        if not _SWITCH.patched:
-            for module, qualname, wrapper in _TARGETS:
-                _PATCHES.patch(module, qualname, wrapper)
-            _SWITCH.patched = True
-
-
-def _unpatch() -> None:
-    with _SWITCH.lock:
-        _PATCHES.unpatch()
-        _SWITCH.patched = False
+    def holder(self, client: Any) -> Any:
+        return getattr(client, "connection_pool", client)

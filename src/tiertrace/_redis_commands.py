@@ -6,6 +6,7 @@ administration, pub/sub, transactions' own MULTI/EXEC/WATCH, FLUSHDB …) are no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,7 +77,25 @@ def hit(acc: Access, kind: int, op: str, reply: Any) -> bool | None:
     return None
 
 
+_SCRIPTS = frozenset("EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO".split())
+_PIPELINE_ERROR = re.compile(r"caused error: ([A-Z]+)\b")
+
+
+def first_key(op: str, args: tuple[Any, ...]) -> Any:
+    """The first key a command touches, or None (scripts: the first of their KEYS)."""
+    if op in _SCRIPTS:  # EVAL script numkeys key [key ...] arg [arg ...]
+        try:
+            return args[3] if len(args) > 3 and int(args[2]) > 0 else None
+        except (TypeError, ValueError):
+            return None
+    return args[1] if len(args) > 1 and op not in KEYLESS else None
+
+
 def status(exc: BaseException) -> str | None:
+    """The Redis error prefix (``WRONGTYPE``, ``ERR`` …), also inside a pipeline's error."""
     text = str(exc)
     word = text.split(" ", 1)[0] if text else ""
-    return word if word.isupper() and word.isalpha() else None
+    if word.isupper() and word.isalpha():
+        return word
+    found = _PIPELINE_ERROR.search(text)
+    return found.group(1) if found else None

@@ -18,8 +18,11 @@ ones returns the same handle; calling it with different settings raises `ConfigE
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +35,7 @@ from ._errors import ConfigError
 from ._events import Emitter
 from ._lookup import Grouper
 from ._stats import Stats
-from ._telemetry import Telemetry
+from ._telemetry import Telemetry, export_timeout_s
 
 _LOCK = threading.RLock()
 _INSTRUMENTORS = {
@@ -58,6 +61,7 @@ class Handle:
             self._observe,
         )
         self.instrumentors: list[Any] = []
+        self.auto = False  # started by an instrumentor without init()
         self._suggested: tuple[float, list[Any]] = (-1.0, [])
 
     def suggestions(self, max_age_s: float = 0.0) -> list[Any]:
@@ -85,25 +89,17 @@ class Handle:
                 not acc.read,
             )
 
-    def flush(self) -> None:
-        """Close every pending lookup and access, and flush the exporters' queues."""
+    def close_pending(self) -> None:
+        """Close every pending lookup and psycopg access with what is known now."""
         from ._psycopg import flush_all
 
         flush_all()
         self.grouper.flush(everything=True)
-        for provider in (
-            self.telemetry.tracer_provider,
-            self.telemetry.meter_provider,
-            self.telemetry.logger_provider,
-        ):
-            if _pull_only(provider):  # a pull reader would serve a forced collection twice
-                continue
-            flush = getattr(provider, "force_flush", None)
-            if flush is not None:
-                try:
-                    flush()
-                except Exception as fault:
-                    _access.report_fault("export", fault)
+
+    def flush(self) -> None:
+        """Close every pending lookup and access, and flush the exporters' queues."""
+        self.close_pending()
+        self.telemetry.flush(export_timeout_s())
 
     def shutdown(self) -> None:
         """Same as `tiertrace.shutdown()`."""
@@ -111,11 +107,7 @@ class Handle:
 
 
 _HANDLE: Handle | None = None
-
-
-def _pull_only(provider: Any) -> bool:
-    readers = getattr(provider, "_metric_readers", None) or ()
-    return bool(readers) and all(type(r).__name__ == "PrometheusMetricReader" for r in readers)
+_ATEXIT: list[Any] = []  # shutdown() runs at exit (bounded), once registered
 
 
 def _make_advisor(settings: Settings) -> Any:
@@ -134,8 +126,9 @@ def _make_advisor(settings: Settings) -> Any:
 
 def init(**kwargs: Any) -> Handle:
     """Turn tiertrace on (see the module documentation); returns the live `Handle`."""
-    global _HANDLE
     with _LOCK:
+        if _HANDLE is not None and _HANDLE.auto:
+            shutdown()  # the set-up opentelemetry-instrument made gives way to the application's
         if _HANDLE is not None:
             if not kwargs or resolve(kwargs) == _HANDLE.settings:
                 return _HANDLE
@@ -143,11 +136,36 @@ def init(**kwargs: Any) -> Handle:
                 "tiertrace.init() was already called with other settings; "
                 "call tiertrace.shutdown() before initializing again"
             )
-        settings = resolve(kwargs)
-        handle = Handle(settings)
+        return _start(resolve(kwargs), auto=False)
+
+
+def attach() -> None:
+    """Start tiertrace for instrumentors loaded without ``init()`` (``opentelemetry-instrument``).
+
+    Uses the providers already configured (the distro's) and exporter ``none`` unless
+    ``TIERTRACE_EXPORTER`` is set; no instrumentor is started from here.
+    """
+    with _LOCK:
+        if _HANDLE is None:
+            settings = resolve(
+                {"instrument": [], "exporter": os.environ.get("TIERTRACE_EXPORTER", "none")}
+            )
+            _start(settings, auto=True)
+
+
+def _start(settings: Settings, auto: bool) -> Handle:
+    global _HANDLE
+    handle = Handle(settings)
+    handle.auto = auto
+    _HANDLE = handle  # before the instrumentors start: they must find it
+    try:
         _wire(handle)
-        _HANDLE = handle
-        return handle
+    except BaseException:
+        _HANDLE = None
+        raise
+    if not _ATEXIT:
+        _ATEXIT.append(atexit.register(shutdown))
+    return handle
 
 
 def _wire(h: Handle) -> None:
@@ -219,21 +237,33 @@ def handle() -> Handle | None:
 
 
 def shutdown() -> None:
-    """Flush everything pending, uninstrument the clients and stop the exporters."""
+    """Close what is pending, uninstrument the clients and stop the exporters.
+
+    Bounded: exporters get twice the OTLP export timeout to deliver what is queued.
+    """
     global _HANDLE
     with _LOCK:
         h = _HANDLE
         if h is None:
             return
         try:
-            h.flush()
+            h.close_pending()
         finally:
-            for instrumentor in h.instrumentors:
-                try:
-                    instrumentor.uninstrument()
-                except Exception as fault:
-                    _access.report_fault("shutdown", fault)
+            _uninstrument_all()
             _access.configure(None, None)
             _lookup.CLOSE.clear()
-            h.telemetry.shutdown()
             _HANDLE = None
+            h.telemetry.shutdown(export_timeout_s())
+
+
+def _uninstrument_all() -> None:
+    """Uninstrument every tiertrace instrumentor that was loaded, whoever started it
+    (``init()``, ``opentelemetry-instrument`` or an ``instrument_client`` call)."""
+    for _dist, module, cls in _INSTRUMENTORS.values():
+        loaded = sys.modules.get(module)
+        if loaded is None:
+            continue
+        try:
+            getattr(loaded, cls)().reset()
+        except Exception as fault:
+            _access.report_fault("shutdown", fault)

@@ -25,6 +25,9 @@ Instruments (names pinned by DESIGN §4): ``tiertrace.access.duration`` and
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -73,9 +76,17 @@ class Telemetry:
     def __init__(self, settings: Settings) -> None:
         self.owned: list[Any] = []  # providers we created (shut down with us)
         self._http: Any = None
-        self.tracer_provider = self._tracer_provider(settings)
-        self.meter_provider = self._meter_provider(settings)
-        self.logger_provider = self._logger_provider(settings)
+        try:
+            self.tracer_provider = self._tracer_provider(settings)
+            self.meter_provider = self._meter_provider(settings)
+            self.logger_provider = self._logger_provider(settings)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # the SDK rejects a standard OTEL_* setting
+            raise ConfigError(
+                f"the OpenTelemetry SDK rejected its configuration ({exc}); check the OTEL_* "
+                "environment variables (OTEL_BSP_*, OTEL_BLRP_*, OTEL_EXPORTER_OTLP_*, …)"
+            ) from None
         self.tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
         meter = self.meter_provider.get_meter(SCOPE, __version__)
         self.meter = meter
@@ -118,7 +129,7 @@ class Telemetry:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        provider = TracerProvider()
+        provider = TracerProvider(shutdown_on_exit=False)
         if s.exporter == "otlp":
             exporter: Any = _otlp("trace_exporter", "OTLPSpanExporter")()
         else:
@@ -148,7 +159,8 @@ class Telemetry:
             reader = PeriodicExportingMetricReader(ConsoleMetricExporter())
         else:
             reader = self._prometheus(s)
-        return self._own(MeterProvider(metric_readers=[reader]), metrics.set_meter_provider)
+        provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+        return self._own(provider, metrics.set_meter_provider)
 
     def _logger_provider(self, s: Settings) -> Any:
         if s.logger_provider is not None:
@@ -159,7 +171,7 @@ class Telemetry:
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-        provider = LoggerProvider()
+        provider = LoggerProvider(shutdown_on_exit=False)
         if s.exporter == "otlp":
             exporter: Any = _otlp("_log_exporter", "OTLPLogExporter")()
         else:
@@ -217,13 +229,28 @@ class Telemetry:
         else:
             self.meter.create_observable_gauge(name, [callback], unit, description)
 
-    def shutdown(self) -> None:
+    def flush(self, timeout_s: float) -> None:
+        """Force-flush every provider, all together, waiting at most ``timeout_s``."""
+        calls = [
+            p.force_flush
+            for p in (self.tracer_provider, self.meter_provider, self.logger_provider)
+            if hasattr(p, "force_flush") and not _pull_only(p)
+        ]
+        _bounded(calls, timeout_s)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Shut down the providers tiertrace created and flush the others, within ``timeout_s``.
+
+        A silent or dead collector would otherwise hold the caller for one export timeout per
+        queued batch; what is not exported by the deadline is dropped.
+        """
+        calls = []
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
-            with contextlib.suppress(Exception):
-                if provider in self.owned:
-                    provider.shutdown()
-                elif hasattr(provider, "force_flush"):
-                    provider.force_flush()
+            if any(provider is p for p in self.owned):
+                calls.append(provider.shutdown)
+            elif hasattr(provider, "force_flush") and not _pull_only(provider):
+                calls.append(provider.force_flush)
+        _bounded(calls, timeout_s)
         if self._http is not None:
             server, thread = self._http
             with contextlib.suppress(Exception):
@@ -231,6 +258,38 @@ class Telemetry:
                 server.server_close()
                 thread.join(timeout=2)
         self._http = None
+
+
+def _pull_only(provider: Any) -> bool:
+    """A meter provider read by Prometheus only: a forced collection would be served twice."""
+    readers = getattr(provider, "_metric_readers", None) or ()
+    return bool(readers) and all(type(r).__name__ == "PrometheusMetricReader" for r in readers)
+
+
+def _bounded(calls: list[Callable[[], Any]], timeout_s: float) -> None:
+    """Run ``calls`` in daemon threads and wait for them together until ``timeout_s``."""
+
+    def quietly(call: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                call()
+
+        return run
+
+    threads = [threading.Thread(target=quietly(c), daemon=True) for c in calls]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
+def export_timeout_s() -> float:
+    """Twice the OTLP export timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s by default)."""
+    try:
+        return 2 * float(os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "10"))
+    except ValueError:
+        return 20.0
 
 
 def _otlp(module: str, name: str) -> Any:

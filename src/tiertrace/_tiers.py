@@ -138,7 +138,9 @@ def validate_tiers(tiers: object) -> tuple[Tier, ...]:
                     f"tiers: tier {tier.name!r} has cost {cost!r}; costs must be numbers >= 0"
                 )
         if tier.hit_distance is not None and not (
-            isinstance(tier.hit_distance, (int, float)) and tier.hit_distance >= 0
+            isinstance(tier.hit_distance, (int, float))
+            and not isinstance(tier.hit_distance, bool)
+            and tier.hit_distance >= 0
         ):
             raise ConfigError(f"tiers: tier {tier.name!r} hit_distance must be a number >= 0")
         seen[tier.name] = tier
