@@ -204,7 +204,9 @@ def test_event_payload_has_the_documented_shape(
     assert p["tier_latencies"]["postgresql"]["hit"] is True
     assert p["cost_usd"] == pytest.approx(0.0012)
     logs = [rec for rec in telemetry.logs() if rec.log_record.event_name == "memory_tier_access"]
-    assert len(logs) == 2  # this lookup and the implicit one after unsubscribing
+    # this lookup only: the implicit lookup of one access after unsubscribing logs nothing
+    assert len(logs) == 1
+    assert logs[0].log_record.body["payload"]["tier_accessed"] == "postgresql"
     (span,) = telemetry.spans("lookup q")
     assert [e.name for e in span.events] == ["memory_tier_access"]
 
@@ -300,3 +302,19 @@ def test_stats_equal_the_exported_metrics(
     assert snap["window"]["lookups"] == 8
     names = {t["name"]: t for t in snap["targets"]}
     assert names["cache_effectiveness"]["met"] is False
+
+
+@pytest.mark.parametrize("single_access_events", [False, True])
+def test_single_access_implicit_lookups_are_logged_only_when_asked(
+    make_telemetry: Any, r: redis.Redis, single_access_events: bool
+) -> None:
+    telemetry = make_telemetry(single_access_events=single_access_events)
+    heard: list[dict[str, Any]] = []
+    tiertrace.on_access(heard.append)
+    r.set("one:1", "v")
+    r.get("one:1")  # an L1 hit: a lookup of one access
+    tiertrace.flush()
+    logs = [rec for rec in telemetry.logs() if rec.log_record.event_name == "memory_tier_access"]
+    assert len(logs) == (1 if single_access_events else 0)
+    assert [e["payload"]["tier_accessed"] for e in heard] == ["redis"]
+    assert served(telemetry) == {"redis": 1}

@@ -109,6 +109,7 @@ class _State:
         self.semconv = telemetry.semconv_duration if telemetry is not None else None
         self.sink = sink
         self.attr_sets: dict[tuple[str, str, bool | None, str | None], dict[str, Any]] = {}
+        self.start_sets: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
         self.capture_query_text = True
@@ -137,28 +138,31 @@ def start(tier: Tier, op: str, target: str, kind: SpanKind) -> Access:
     parent = get_current_span()
     scope = getattr(parent, "instrumentation_scope", None)
     if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
-        acc = Access(tier, op, target, parent, owned=False)
         parent.update_name(name)
-        parent.set_attributes(_start_attributes(acc))
-        return acc
-    span = st.tracer.start_span(name, kind=kind) if st.tracer is not None else INVALID_SPAN
-    acc = Access(tier, op, target, span, owned=True)
-    if acc.recording:
-        span.set_attributes(_start_attributes(acc))
-    return acc
+        parent.set_attributes(_start_attributes(st, tier, op, target))
+        return Access(tier, op, target, parent, owned=False)
+    if st.tracer is None:
+        return Access(tier, op, target, INVALID_SPAN, owned=True)
+    # sampler-relevant attributes at start (built once per tier, operation and target)
+    span = st.tracer.start_span(name, kind=kind, attributes=_start_attributes(st, tier, op, target))
+    return Access(tier, op, target, span, owned=True)
 
 
-def _start_attributes(acc: Access) -> dict[str, Any]:
-    tier = acc.tier
-    attrs: dict[str, Any] = {
-        "tiertrace.tier": tier.name,
-        "tiertrace.tier.level": tier.level,
-        "tiertrace.cost": acc.cost,
-        "db.system.name": tier.system,
-        "db.operation.name": acc.op,
-    }
-    if acc.target and tier.system != "redis":
-        attrs["db.collection.name"] = acc.target
+def _start_attributes(st: _State, tier: Tier, op: str, target: str) -> dict[str, Any]:
+    key = (tier.name, op, target)
+    attrs = st.start_sets.get(key)
+    if attrs is None:
+        attrs = {
+            "tiertrace.tier": tier.name,
+            "tiertrace.tier.level": tier.level,
+            "tiertrace.cost": tier.cost(op),
+            "db.system.name": tier.system,
+            "db.operation.name": op,
+        }
+        if target and tier.system != "redis":
+            attrs["db.collection.name"] = target
+        if len(st.start_sets) < _MAX_ATTR_SETS:
+            st.start_sets[key] = attrs
     return attrs
 
 

@@ -12,6 +12,8 @@ settings, ``OTEL_SERVICE_NAME`` …).
 * ``capture_error_messages`` — exception messages on failed access spans (default false: client
   errors quote user data; spans carry the exception type, ``error.type`` and the status code)
 * ``implicit_lookups`` / ``implicit_window_s`` — implicit grouping (true / 1.0 s)
+* ``single_access_events`` — also log ``memory_tier_access`` for implicit lookups of one access
+  (false: they are most of the traffic; see `tiertrace._events`)
 * ``advisor``, ``advisor_window_s``, ``advisor_capacity``, ``advisor_min_accesses`` — the
   optimization advisor (true, 3600 s, 10,000 keys, 10 reads)
 * ``stats_window`` — lookups in the rolling window of ``stats()`` (1,000)
@@ -55,6 +57,7 @@ class Settings:
     capture_error_messages: bool = False
     implicit_lookups: bool = True
     implicit_window_s: float = 1.0
+    single_access_events: bool = False
     advisor: bool = True
     advisor_window_s: float = 3600.0
     advisor_capacity: int = 10_000

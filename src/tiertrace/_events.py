@@ -31,6 +31,11 @@ Every closed lookup (explicit or implicit) produces:
   "query_type", "result_count", "cost_usd"}}``. A listener that raises is logged and counted in
   ``tiertrace.self.errors``; the lookup is not affected. The payload is built only when someone
   listens (a recording span, an enabled logger, or a listener).
+
+  An implicit lookup of a single access (an L1 hit, or a lone read) emits no log record either:
+  at one record per cache hit the logs pipeline would cost more than the cache read itself, and
+  the access span and the two metric points already say everything about it. Listeners still
+  get it; ``single_access_events=True`` logs these too.
 """
 
 from __future__ import annotations
@@ -53,14 +58,21 @@ Listener = Callable[[dict[str, Any]], None]
 class Emitter:
     """Turns closed lookups into telemetry and feeds stats and the advisor."""
 
-    def __init__(self, telemetry: Any, stats: Any, advisor: Any) -> None:
+    def __init__(
+        self, telemetry: Any, stats: Any, advisor: Any, single_events: bool = False
+    ) -> None:
         self.telemetry = telemetry
         self.stats = stats
         self.advisor = advisor
         self.listeners: list[Listener] = []
         self.query_types: set[str] = set()
         self.attr_sets: dict[tuple[str, int, str | None], dict[str, Any]] = {}
+        self.single_events = single_events
         self.lock = threading.Lock()
+
+    def log_enabled(self) -> bool:
+        logger = self.telemetry.logger
+        return bool(logger.enabled(event_name=EVENT)) if hasattr(logger, "enabled") else True
 
     def subscribe(self, callback: Listener) -> Callable[[], None]:
         with self.lock:
@@ -119,7 +131,7 @@ class Emitter:
             )
         recording = span is not None and span.is_recording()
         listeners = self.listeners
-        log = tel.logger.enabled(event_name=EVENT) if hasattr(tel.logger, "enabled") else True
+        log = (self.single_events or lk.explicit or lk.count > 1) and self.log_enabled()
         if not (recording or listeners or log):
             if span is not None:
                 span.end()

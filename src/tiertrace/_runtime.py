@@ -53,7 +53,9 @@ class Handle:
         self.telemetry = Telemetry(settings)
         self.stats = Stats(settings)
         self.advisor = _make_advisor(settings)
-        self.emitter = Emitter(self.telemetry, self.stats, self.advisor)
+        self.emitter = Emitter(
+            self.telemetry, self.stats, self.advisor, settings.single_access_events
+        )
         self.grouper = Grouper(
             self.emitter.close,
             settings.implicit_lookups,

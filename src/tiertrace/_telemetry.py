@@ -87,7 +87,10 @@ class Telemetry:
                 f"the OpenTelemetry SDK rejected its configuration ({exc}); check the OTEL_* "
                 "environment variables (OTEL_BSP_*, OTEL_BLRP_*, OTEL_EXPORTER_OTLP_*, …)"
             ) from None
-        self.tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
+        # a provider that can never sample: no span at all (the SDK would still make one)
+        sampler = getattr(self.tracer_provider, "sampler", None)
+        never = sampler is not None and sampler.get_description() == "AlwaysOffSampler"
+        self.tracer = None if never else self.tracer_provider.get_tracer(SCOPE, __version__)
         meter = self.meter_provider.get_meter(SCOPE, __version__)
         self.meter = meter
         self.logger = self.logger_provider.get_logger(SCOPE, __version__)
