@@ -155,10 +155,10 @@ class Grouper:
             return
         if not self.implicit:
             return
-        if acc.hit and acc.level == 1 and acc.read and not self.pending:
+        key = _context_key()
+        if acc.hit and acc.level == 1 and acc.read and key not in self.pending:
             self.close(Lookup(False, first=acc))  # the common case: an L1 hit, nothing pending
             return
-        key = _context_key()
         done: list[Lookup] = []
         with self.lock:
             lk = self.pending.get(key)

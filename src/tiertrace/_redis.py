@@ -29,6 +29,7 @@ Example (after ``tiertrace.init()``)::
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -85,16 +86,20 @@ def _begin(
 
 def _span_details(acc: _access.Access, instance: Any, batch: int | None) -> None:
     pool = getattr(instance, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None) or {}
-    attrs: dict[str, Any] = {"db.namespace": str(kwargs.get("db", 0))}
-    if "host" in kwargs:
-        attrs["server.address"] = kwargs["host"]
-        attrs["server.port"] = kwargs.get("port", 6379)
-    elif "path" in kwargs:
-        attrs["server.address"] = kwargs["path"]
-    if batch is not None:
-        attrs["db.operation.batch.size"] = batch
+    attrs = getattr(pool, "_tiertrace_server", None)
+    if attrs is None:  # built once per connection pool
+        kwargs = getattr(pool, "connection_kwargs", None) or {}
+        attrs = {"db.namespace": str(kwargs.get("db", 0))}
+        if "host" in kwargs:
+            attrs["server.address"] = kwargs["host"]
+            attrs["server.port"] = kwargs.get("port", 6379)
+        elif "path" in kwargs:
+            attrs["server.address"] = kwargs["path"]
+        with contextlib.suppress(AttributeError, TypeError):
+            pool._tiertrace_server = attrs  # type: ignore[union-attr]
     acc.span.set_attributes(attrs)
+    if batch is not None:
+        acc.span.set_attribute("db.operation.batch.size", batch)
 
 
 def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
