@@ -123,14 +123,6 @@ def on_access(callback: Any) -> Any:
 
 
 def _suggestion_dict(s: Any) -> dict[str, Any]:
-    fields = (
-        "kind",
-        "pattern",
-        "tier",
-        "message",
-        "accesses",
-        "ttl_s",
-        "latency_savings_s_per_day",
-        "cost_savings_usd_per_day",
-    )
-    return {f: getattr(s, f, None) for f in fields}
+    from ._advisor_findings import SUGGESTION_FIELDS
+
+    return {f: getattr(s, f, None) for f in SUGGESTION_FIELDS}

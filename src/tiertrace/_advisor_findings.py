@@ -22,6 +22,19 @@ _TOP_PATTERNS = 5
 _COST_SHARE_GAP = 0.25
 
 
+# the fields of a suggestion that snapshots, reports and JSON carry (never `key`)
+SUGGESTION_FIELDS = (
+    "kind",
+    "pattern",
+    "tier",
+    "message",
+    "accesses",
+    "ttl_s",
+    "latency_savings_s_per_day",
+    "cost_savings_usd_per_day",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Suggestion:
     """One advisor finding; ``kind`` says which rule produced it."""

@@ -80,3 +80,15 @@ def unbind(target: Any, exclude: bool) -> None:
         bind(target, EXCLUDED)
     elif hasattr(target, ATTR):
         delattr(target, ATTR)
+
+
+def tier_of(bound: Any, switch: Switch, system: str, subjects: Sequence[str]) -> Tier | None:
+    """The tier of one call: its client's binding, else (under global instrumentation) the
+    first tier of ``system`` whose ``match`` takes one of ``subjects`` (key, tables, collection).
+    """
+    if bound is not None and bound is not MATCH:
+        return None if bound is EXCLUDED else bound
+    if bound is None and not switch.all:
+        return None
+    tiers = TIERS.maps[system]
+    return tiers.only or tiers.resolve_any(subjects)

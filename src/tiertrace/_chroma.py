@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 from opentelemetry.trace import SpanKind
 
 from . import _access
-from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch
+from ._binding import ATTR, Switch, tier_of
 from ._instrumentor import TierInstrumentor
 from ._patch import Patches
 from ._sanitize import collection_pattern
@@ -108,11 +108,7 @@ def _tier(collection: Any) -> Any:
     bound = getattr(collection, ATTR, None)
     if bound is None:
         bound = getattr(getattr(collection, "_client", None), ATTR, None)
-    if bound is not None and bound is not MATCH:
-        return None if bound is EXCLUDED else bound
-    if bound is None and not _SWITCH.all:
-        return None
-    return TIERS.maps["chroma"].resolve(collection.name)
+    return tier_of(bound, _SWITCH, "chroma", (collection.name,))
 
 
 def _endpoint(server: Any) -> tuple[SpanKind, dict[str, Any]]:

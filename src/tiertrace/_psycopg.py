@@ -36,7 +36,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from . import _access
-from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch
+from ._binding import ATTR, Switch, tier_of
 from ._instrumentor import TierInstrumentor
 from ._patch import Patches
 from ._psycopg_sql import CopyBlock, Statement, query_text, sqlstate, statement
@@ -51,12 +51,7 @@ def _tier(cursor: Any, stmt: Statement) -> Any:
     bound = getattr(conn, ATTR, None)
     if bound is None:
         bound = getattr(getattr(conn, "_pool", None), ATTR, None)
-    if bound is not None and bound is not MATCH:
-        return None if bound is EXCLUDED else bound
-    if bound is None and not _SWITCH.all:
-        return None
-    tiers = TIERS.maps["postgresql"]
-    return tiers.only or tiers.resolve_any(stmt.tables)
+    return tier_of(bound, _SWITCH, "postgresql", stmt.tables)
 
 
 def _begin(

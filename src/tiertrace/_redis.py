@@ -36,7 +36,7 @@ from opentelemetry.trace import SpanKind
 
 from . import _access
 from . import _redis_commands as cmds
-from ._binding import ATTR, EXCLUDED, MATCH, TIERS, Switch
+from ._binding import ATTR, Switch, tier_of
 from ._instrumentor import TierInstrumentor
 from ._patch import Patches
 from ._redis_commands import IGNORE, WRITE
@@ -55,13 +55,8 @@ def _key_text(key: Any) -> str:
 
 
 def _tier(instance: Any, key: str | None) -> Any:
-    holder = getattr(instance, "connection_pool", instance)
-    bound = getattr(holder, ATTR, None)
-    if bound is not None and bound is not MATCH:
-        return None if bound is EXCLUDED else bound
-    if bound is None and not _SWITCH.all:
-        return None
-    return TIERS.maps["redis"].resolve(key)
+    bound = getattr(getattr(instance, "connection_pool", instance), ATTR, None)
+    return tier_of(bound, _SWITCH, "redis", () if key is None else (key,))
 
 
 def _begin(

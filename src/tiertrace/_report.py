@@ -33,6 +33,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ._advisor_findings import SUGGESTION_FIELDS
+
 DEFAULT_TARGETS = {
     "cache_effectiveness": (">", 0.70),
     "mean_lookup_latency_ms": ("<", 50.0),
@@ -44,16 +46,6 @@ TARGET_LABELS = {
     "l1_hit_rate": "L1 hit rate",
 }
 TIER_FIELDS = ("accesses", "reads", "hits", "hit_rate", "mean_ms", "p50_ms", "p95_ms", "served")
-SUGGESTION_FIELDS = (
-    "kind",
-    "pattern",
-    "tier",
-    "message",
-    "accesses",
-    "ttl_s",
-    "latency_savings_s_per_day",
-    "cost_savings_usd_per_day",
-)
 MONTH_DAYS = 30
 SHOWN = 5  # suggestions in the text report
 
