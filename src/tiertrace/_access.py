@@ -216,61 +216,6 @@ def fail(acc: Access, exc: BaseException, status: StatusOf | None = None) -> Non
         report_fault("recorder", fault)
 
 
-Begin = Callable[[Any, tuple[Any, ...], dict[str, Any]], "tuple[Access, Any] | None"]
-Done = Callable[[Access, Any, Any, Any], None]
-
-
-def wrappers(component: str, begin: Begin, done: Done, status: StatusOf | None = None) -> Any:
-    """The sync and async wrapt wrappers every instrumented client method shares.
-
-    ``begin(instance, args, kwargs)`` opens the access (or returns None: not an access);
-    ``done(acc, extra, instance, result)`` classifies the result and finishes it. A fault in
-    either is counted and the user's call goes on; the user's own exception is re-raised as it
-    is, after `fail` recorded it.
-    """
-
-    def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            return begin(instance, args, kwargs)
-        except Exception as fault:
-            report_fault(component, fault)
-            return None
-
-    def _done(started: tuple[Access, Any], instance: Any, result: Any) -> None:
-        try:
-            done(started[0], started[1], instance, result)
-        except Exception as fault:
-            report_fault(component, fault)
-            if not started[0].closed:  # classification failed: close it without a hit
-                finish(started[0], None)
-
-    def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        started = _start(instance, args, kwargs)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            fail(started[0], exc, status)
-            raise
-        _done(started, instance, result)
-        return result
-
-    async def asynchronous(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        started = _start(instance, args, kwargs)
-        if started is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            fail(started[0], exc, status)
-            raise
-        _done(started, instance, result)
-        return result
-
-    return sync, asynchronous
-
-
 def _close(acc: Access, duration: float) -> None:
     st = STATE
     try:

@@ -57,7 +57,7 @@ from opentelemetry.trace import SpanKind
 
 from . import _access
 from ._binding import ATTR, Switch, tier_of
-from ._instrumentor import TierInstrumentor
+from ._instrumentor import TierInstrumentor, wrappers
 from ._patch import Patches
 from ._sanitize import collection_pattern
 
@@ -222,7 +222,7 @@ def _begin_of(op: str) -> Any:
     return begin
 
 
-_WRAPPERS = {op: _access.wrappers("chroma", _begin_of(op), _done, _status) for op in _OPS}
+_WRAPPERS = {op: wrappers("chroma", _begin_of(op), _done, _status) for op in _OPS}
 
 
 _TARGETS = tuple(

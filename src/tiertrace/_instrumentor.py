@@ -1,4 +1,5 @@
-"""What the Redis, psycopg and Chroma instrumentors share: the `BaseInstrumentor` protocol.
+"""What the Redis, psycopg and Chroma instrumentors share: the `BaseInstrumentor` protocol and
+the wrapper around every instrumented client method (`wrappers`).
 
 ``instrument()`` patches the client classes (once) and covers every client;
 ``instrument_client(client, tier=...)`` binds one client (see `tiertrace._binding`) and works
@@ -12,13 +13,14 @@ a later ``tiertrace.init()`` replaces that automatic set-up.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, ClassVar
 
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
 
+from . import _access
 from ._binding import MATCH, TIERS, Switch, bind, unbind
 from ._patch import Patches, Wrapper
 
@@ -80,3 +82,60 @@ class TierInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 for module, qualname, wrapper in self.targets:
                     self.patches.patch(module, qualname, wrapper)
                 self.switch.patched = True
+
+
+Begin = Callable[[Any, tuple[Any, ...], dict[str, Any]], "tuple[_access.Access, Any] | None"]
+Done = Callable[[_access.Access, Any, Any, Any], None]
+
+
+def wrappers(
+    component: str, begin: Begin, done: Done, status: _access.StatusOf | None = None
+) -> Any:
+    """The sync and async wrapt wrappers every instrumented client method shares.
+
+    ``begin(instance, args, kwargs)`` opens the access (or returns None: not an access);
+    ``done(acc, extra, instance, result)`` classifies the result and finishes it. A fault in
+    either is counted and the user's call goes on; the user's own exception is re-raised as it
+    is, after `fail` recorded it.
+    """
+
+    def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return begin(instance, args, kwargs)
+        except Exception as fault:
+            _access.report_fault(component, fault)
+            return None
+
+    def _done(started: tuple[_access.Access, Any], instance: Any, result: Any) -> None:
+        try:
+            done(started[0], started[1], instance, result)
+        except Exception as fault:
+            _access.report_fault(component, fault)
+            if not started[0].closed:  # classification failed: close it without a hit
+                _access.finish(started[0], None)
+
+    def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        started = _start(instance, args, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _access.fail(started[0], exc, status)
+            raise
+        _done(started, instance, result)
+        return result
+
+    async def asynchronous(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        started = _start(instance, args, kwargs)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _access.fail(started[0], exc, status)
+            raise
+        _done(started, instance, result)
+        return result
+
+    return sync, asynchronous

@@ -37,7 +37,7 @@ from opentelemetry.trace import SpanKind
 
 from . import _access
 from ._binding import ATTR, Switch, tier_of
-from ._instrumentor import TierInstrumentor
+from ._instrumentor import TierInstrumentor, wrappers
 from ._patch import Patches
 from ._psycopg_sql import CopyBlock, Statement, query_text, sqlstate, statement
 
@@ -161,11 +161,9 @@ def _write_done(acc: _access.Access, _stmt: Any, _cursor: Any, _result: Any) -> 
     _access.finish(acc, None)
 
 
-_exec, _exec_async = _access.wrappers("psycopg", _execute_begin, _client_done, sqlstate)
-_server_exec, _server_exec_async = _access.wrappers(
-    "psycopg", _execute_begin, _server_done, sqlstate
-)
-_executemany, _executemany_async = _access.wrappers("psycopg", _many_begin, _write_done, sqlstate)
+_exec, _exec_async = wrappers("psycopg", _execute_begin, _client_done, sqlstate)
+_server_exec, _server_exec_async = wrappers("psycopg", _execute_begin, _server_done, sqlstate)
+_executemany, _executemany_async = wrappers("psycopg", _many_begin, _write_done, sqlstate)
 
 
 def _fetch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

@@ -37,7 +37,7 @@ from opentelemetry.trace import SpanKind
 from . import _access
 from . import _redis_commands as cmds
 from ._binding import ATTR, Switch, tier_of
-from ._instrumentor import TierInstrumentor
+from ._instrumentor import TierInstrumentor, wrappers
 from ._patch import Patches
 from ._redis_commands import IGNORE, WRITE
 from ._sanitize import MAX_KEY_CHARS, capture_key, key_hash, key_template
@@ -142,10 +142,10 @@ def _pipeline_done(acc: _access.Access, specs: Any, _inst: Any, replies: Any) ->
     _access.finish(acc, hit)
 
 
-_execute_command, _execute_command_async = _access.wrappers(
+_execute_command, _execute_command_async = wrappers(
     "redis", _command_begin, _command_done, cmds.status
 )
-_pipeline_execute, _pipeline_execute_async = _access.wrappers(
+_pipeline_execute, _pipeline_execute_async = wrappers(
     "redis", _pipeline_begin, _pipeline_done, cmds.status
 )
 
