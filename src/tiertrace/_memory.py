@@ -112,9 +112,8 @@ class _Base:
         queries, found, _rows = query_found(result or {}, getattr(tier, "hit_distance", None))
         return queries > 0 and found == queries
 
-    def _plan(self, query: str) -> Plan:
+    def _plan(self, query: str, key: str) -> Plan:
         """The read-through as steps; the sync and async drivers execute them."""
-        key = self.key(query)
         if self.redis is not None:
             value = yield ("redis_get", key)
             if value is not None:
@@ -153,12 +152,13 @@ class _Base:
 
     def _open(
         self, query: str, query_type: str | None, user_id: str | None, agent_id: str | None
-    ) -> tuple[lookup, Lookup]:
+    ) -> tuple[lookup, Lookup, str]:
+        """Open the explicit lookup of ``query``; also returns its Redis key."""
         ctx = lookup(query_type=query_type, user_id=user_id, agent_id=agent_id)
         lk = ctx.__enter__()
         lk.pattern = text_fingerprint(query, query_type)
-        lk.key = self.key(query)
-        return ctx, lk
+        lk.key = key = self.key(query)
+        return ctx, lk, key
 
     @staticmethod
     def _metrics(lk: Lookup) -> LookupMetrics:

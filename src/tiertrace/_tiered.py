@@ -37,9 +37,9 @@ class TieredMemory(_Base):
         query_type: str | None = None,
     ) -> tuple[Any, LookupMetrics]:
         """Like `get`, and also what the lookup did (`LookupMetrics`)."""
-        ctx, lk = self._open(query, query_type, user_id, agent_id)
+        ctx, lk, key = self._open(query, query_type, user_id, agent_id)
         try:
-            result, count = self._run(self._plan(query))
+            result, count = self._run(self._plan(query, key))
             lk.result_count = count
         finally:
             ctx.__exit__(None, None, None)
@@ -121,9 +121,9 @@ class AsyncTieredMemory(TieredMemory):
         query_type: str | None = None,
     ) -> tuple[Any, LookupMetrics]:
         """Like `get`, and also what the lookup did (`LookupMetrics`)."""
-        ctx, lk = self._open(query, query_type, user_id, agent_id)
+        ctx, lk, key = self._open(query, query_type, user_id, agent_id)
         try:
-            result, count = await self._arun(self._plan(query))
+            result, count = await self._arun(self._plan(query, key))
             lk.result_count = count
         finally:
             ctx.__exit__(None, None, None)
