@@ -32,7 +32,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/overhead.py --quick
 
 assets: $(STAMP)
-	$(PY) -m tiertrace._dashboards --write grafana/dashboards
+	$(PY) -m tiertrace._contract.dashboards --write grafana/dashboards
 
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)

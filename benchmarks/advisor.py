@@ -41,10 +41,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 try:
-    from tiertrace._advisor import Advisor
+    from tiertrace._advisor.advisor import Advisor
 except ImportError:  # running from a checkout without an install
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    from tiertrace._advisor import Advisor
+    from tiertrace._advisor.advisor import Advisor
 
 GOAL_US = 3.0
 GOAL_MB = 20.0

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from tiertrace import _rules
+from tiertrace._contract import rules as _rules
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / _rules.RULES_PATH

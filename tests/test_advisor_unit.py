@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiertrace._advisor import Advisor, Suggestion
-from tiertrace._heavy import Ring
+from tiertrace._advisor.advisor import Advisor, Suggestion
+from tiertrace._advisor.tables import Ring
 
 PROFILE = "user:{id}:profile"
 

@@ -1,6 +1,6 @@
 """The shipped Grafana dashboards are valid, consistent and regenerated from one source.
 
-Checks without Grafana: the committed dashboards and rules equal what `tiertrace._dashboards`
+Checks without Grafana: the committed dashboards and rules equal what `tiertrace._contract.dashboards`
 generates; every dashboard and rule expression parses and uses only the metric and label
 names of the telemetry contract; targets live in one place; the dashboards pass a lint and
 have the promised panels; the Grafana provisioning is wired.
@@ -17,7 +17,8 @@ from typing import Any
 import promql_parser
 
 from assets_helpers import ROOT, RULES, load, rule_list
-from tiertrace import _dashboards, _rules
+from tiertrace._contract import dashboards as _dashboards
+from tiertrace._contract import rules as _rules
 
 HISTOGRAMS = ("tiertrace_access_duration_seconds", "tiertrace_lookup_duration_seconds")
 CONTRACT_METRICS = {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")} | {

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from assets_helpers import ROOT, RULES, load, rule_list
-from tiertrace._assets import ASSET_FILES, write_assets
+from tiertrace._cli.assets import ASSET_FILES, write_assets
 
 RULE_TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
 PROMTOOL = shutil.which("promtool")

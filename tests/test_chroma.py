@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import tiertrace
 from tiertrace import ChromaInstrumentor, HashingEmbeddingFunction, Tier
-from tiertrace import _chroma as chroma_module
+from tiertrace._instrument.chroma import instrumentor as chroma_module
 
 
 def settings() -> Settings:

@@ -36,7 +36,7 @@ WIDGET_IDS = (*WIDGETS, "cost-projection")
 def tiertrace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OTEL_SDK_DISABLED": "false"}
     return subprocess.run(
-        [sys.executable, "-m", "tiertrace._cli", *args],
+        [sys.executable, "-m", "tiertrace._cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -457,7 +457,7 @@ def test_report_from_prometheus_scraping_the_demo(pg_dsn: str, workdir: Path) ->
 
 
 def test_demo_can_start_private_services(workdir: Path) -> None:
-    from tiertrace._demo_services import can_start
+    from tiertrace._cli.services import can_start
 
     if not all(can_start().values()):
         pytest.skip("redis-server or initdb/pg_ctl are not installed")

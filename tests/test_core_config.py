@@ -99,6 +99,11 @@ def test_instrumentors_are_registered_as_opentelemetry_entry_points() -> None:
     from importlib.metadata import entry_points
 
     names = {ep.name: ep.value for ep in entry_points(group="opentelemetry_instrumentor")}
-    assert names["tiertrace_redis"] == "tiertrace._redis:RedisInstrumentor"
-    assert names["tiertrace_psycopg"] == "tiertrace._psycopg:PsycopgInstrumentor"
-    assert names["tiertrace_chroma"] == "tiertrace._chroma:ChromaInstrumentor"
+    assert names["tiertrace_redis"] == "tiertrace._instrument.redis.instrumentor:RedisInstrumentor"
+    assert (
+        names["tiertrace_psycopg"]
+        == "tiertrace._instrument.psycopg.instrumentor:PsycopgInstrumentor"
+    )
+    assert (
+        names["tiertrace_chroma"] == "tiertrace._instrument.chroma.instrumentor:ChromaInstrumentor"
+    )

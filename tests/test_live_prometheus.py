@@ -6,7 +6,7 @@ Debian ``prometheus`` binary with the shipped config and the shipped rule file. 
 
 * every recording rule of the shipped rule file has data, and the data makes sense (ratios in
   [0, 1], per-tier latency rising with the level, cost > 0);
-* every query of both dashboards (built by `tiertrace._dashboards`, with the Grafana variables
+* every query of both dashboards (built by `tiertrace._contract.dashboards`, with the Grafana variables
   resolved the way Grafana resolves them) runs and gives sensible values;
 * cache effectiveness in Prometheus equals the workload's own ``tiertrace.stats()`` over the
   same period;
@@ -31,7 +31,8 @@ import yaml
 
 import prom_fixtures
 from prom_fixtures import ROOT, LivePrometheus
-from tiertrace import _dashboards, _rules
+from tiertrace._contract import dashboards as _dashboards
+from tiertrace._contract import rules as _rules
 
 live_prometheus = prom_fixtures.live_prometheus  # the fixture, whether conftest imports it or not
 RULES_FILE = ROOT / _rules.RULES_PATH
@@ -342,10 +343,10 @@ def test_every_rule_is_healthy_and_alerts_match_the_data(live_prometheus: LivePr
 
 
 def test_report_from_prometheus_agrees_with_the_promql(live_prometheus: LivePrometheus) -> None:
-    pytest.importorskip("tiertrace._report")
-    pytest.importorskip("tiertrace._report_prom")
+    pytest.importorskip("tiertrace._cli.report")
+    pytest.importorskip("tiertrace._cli.prometheus")
     live = live_prometheus
-    command = [sys.executable, "-m", "tiertrace._cli", "report", "--prometheus", live.url]
+    command = [sys.executable, "-m", "tiertrace._cli.main", "report", "--prometheus", live.url]
     done = subprocess.run(
         [*command, "--range", "5m", "--json"], capture_output=True, text=True, timeout=120
     )

@@ -515,9 +515,8 @@ def test_uninstrumenting_in_any_order_restores_every_client_method(cleanup: None
                     contribs[unit].uninstrument()
             assert _changed(before, holders) - theirs == set(), (tiertrace_first, order)
     # tiertrace's own targets, by identity of the class attribute
-    for module in ("_redis", "_psycopg", "_chroma"):
-        targets = importlib.import_module(f"tiertrace.{module}")._TARGETS
-        for mod, qualname, _wrapper in targets:
+    for instrumentor in (RedisInstrumentor, PsycopgInstrumentor, tiertrace.ChromaInstrumentor):
+        for mod, qualname, _wrapper in instrumentor.targets:
             cls_name, attr = qualname.rsplit(".", 1)
             cls = getattr(importlib.import_module(mod), cls_name)
             assert cls.__dict__[attr] is before[(id(cls), attr)], qualname

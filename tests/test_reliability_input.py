@@ -27,7 +27,7 @@ from opentelemetry.trace import StatusCode
 import tiertrace
 from test_privacy import exported_strings
 from tiertrace import ConfigError, PsycopgInstrumentor, RedisInstrumentor, Tier
-from tiertrace._sanitize import MAX_KEY_CHARS, MAX_SQL_CHARS, key_hash
+from tiertrace._core.sanitize.keys import MAX_KEY_CHARS, MAX_SQL_CHARS, key_hash
 
 ABSENT = "<absent>"
 MARGIN = 16  # an operation name and a space in front of a bounded target

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql as pgsql
 
-from tiertrace import _sanitize, _sql
-from tiertrace._sanitize import (
+from tiertrace._core.sanitize import keys as _sanitize
+from tiertrace._core.sanitize import sql as _sql
+from tiertrace._core.sanitize.keys import (
     MAX_KEY_CHARS,
     capture_key,
     collection_pattern,
@@ -25,7 +26,7 @@ from tiertrace._sanitize import (
     normalize_text,
     text_fingerprint,
 )
-from tiertrace._sql import (
+from tiertrace._core.sanitize.sql import (
     MAX_SQL_CHARS,
     sanitize_sql,
     sql_fingerprint,

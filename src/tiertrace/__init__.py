@@ -13,10 +13,10 @@ Quickstart::
 Every access to a tier becomes a span and a point of ``tiertrace.access.duration`` with tier,
 hit and cost; accesses made to answer one query are grouped into a lookup (which tier served
 it, how long the fall-through took, what it cost). See the module documentation of
-`tiertrace._tiers` (tiers and costs), `tiertrace._redis`, `tiertrace._psycopg`,
-`tiertrace._chroma` (what is recorded per client), `tiertrace._lookup` (lookups),
-`tiertrace._events` (lookup telemetry and ``on_access``), `tiertrace._stats` (``stats()``),
-`tiertrace._config` (settings and environment variables) and `tiertrace._telemetry`
+`tiertrace._core.tiers` (tiers and costs), `tiertrace._instrument.redis.instrumentor`, `tiertrace._instrument.psycopg.instrumentor`,
+`tiertrace._instrument.chroma.instrumentor` (what is recorded per client), `tiertrace._lookups.grouping` (lookups),
+`tiertrace._lookups.events` (lookup telemetry and ``on_access``), `tiertrace._runtime.stats` (``stats()``),
+`tiertrace._runtime.config` (settings and environment variables) and `tiertrace._runtime.providers`
 (providers and exporters).
 """
 
@@ -24,17 +24,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._access import report_fault as _report_fault
-from ._agent import track_agent
-from ._config import Settings
-from ._errors import ConfigError
-from ._lookup import lookup
-from ._memory import LookupMetrics
-from ._psycopg import PsycopgInstrumentor
-from ._redis import RedisInstrumentor
-from ._runtime import Handle, handle, init, shutdown
-from ._tiered import AsyncTieredMemory, TieredMemory
-from ._tiers import DEFAULT_TIERS, Tier
+from tiertrace._core.errors import ConfigError
+from tiertrace._core.recorder import report_fault as _report_fault
+from tiertrace._core.tiers import DEFAULT_TIERS, Tier
+from tiertrace._instrument.psycopg.instrumentor import PsycopgInstrumentor
+from tiertrace._instrument.redis.instrumentor import RedisInstrumentor
+from tiertrace._lookups.agent import track_agent
+from tiertrace._lookups.grouping import lookup
+from tiertrace._memory.drivers import AsyncTieredMemory, TieredMemory
+from tiertrace._memory.planner import LookupMetrics
+from tiertrace._runtime.config import Settings
+from tiertrace._runtime.handle import Handle, handle, init, shutdown
+
 from ._version import __version__
 
 __all__ = [
@@ -63,8 +64,11 @@ __all__ = [
 ]
 
 _LAZY = {  # these import chromadb / numpy only when used
-    "ChromaInstrumentor": ("tiertrace._chroma", "ChromaInstrumentor"),
-    "HashingEmbeddingFunction": ("tiertrace._embedding", "HashingEmbeddingFunction"),
+    "ChromaInstrumentor": ("tiertrace._instrument.chroma.instrumentor", "ChromaInstrumentor"),
+    "HashingEmbeddingFunction": (
+        "tiertrace._instrument.chroma.embedding",
+        "HashingEmbeddingFunction",
+    ),
 }
 
 
@@ -85,7 +89,7 @@ def flush() -> None:
 
 
 def stats() -> dict[str, Any]:
-    """A snapshot of per-tier and lookup figures (see `tiertrace._stats`); {} before init()."""
+    """A snapshot of per-tier and lookup figures (see `tiertrace._runtime.stats`); {} before init()."""
     h = handle()
     if h is None:
         return {}
@@ -123,6 +127,6 @@ def on_access(callback: Any) -> Any:
 
 
 def _suggestion_dict(s: Any) -> dict[str, Any]:
-    from ._advisor_findings import SUGGESTION_FIELDS
+    from tiertrace._advisor.findings import SUGGESTION_FIELDS
 
     return {f: getattr(s, f, None) for f in SUGGESTION_FIELDS}

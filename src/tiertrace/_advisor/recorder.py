@@ -1,0 +1,270 @@
+"""The recording side of the optimization advisor: ``observe_*`` into bounded tables.
+
+`Recorder` is what `tiertrace._advisor.advisor.Advisor` builds on: ``observe_access`` and
+``observe_lookup`` (the hot path, a few microseconds, never raising, one lock) update a
+handful of bounded tables (see `tiertrace._advisor.tables`), and the advisor reads them to make its
+findings. Latencies and costs outside ``[0, 1e9)`` (negative, NaN, inf) are ignored; an
+exception inside ``observe_*`` is counted in ``faults`` and passed to ``on_error``.
+
+Tables: accesses per tier, lookups per ``served_by``, patterns (at most
+``pattern_capacity``), exact keys and unread L1 fills (each at most ``capacity``; an L1
+read of a key removes its fill, a fill pushed out unread counts as wasted), tier names (at
+most 64). Time is a bucket number ``b = int(now / bucket_width)``; a bucket is in
+the window when ``b > now_bucket - buckets``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+
+from tiertrace._advisor.tables import (
+    Fill,
+    KeyStat,
+    PatternStat,
+    TierStat,
+    prune_fills,
+    prune_keys,
+    prune_rings,
+)
+
+_MAX = 1e9  # latencies and costs outside [0, _MAX) (negative, NaN, inf) are ignored
+_MAX_TIERS = 64
+
+
+class Recorder:
+    """Bounded windowed tables fed by ``observe_access`` / ``observe_lookup``."""
+
+    def __init__(
+        self,
+        *,
+        window_s: float,
+        capacity: int,
+        clock: Callable[[], float],
+        buckets: int,
+        pattern_capacity: int,
+        on_error: Callable[[BaseException], None] | None,
+    ) -> None:
+        if not window_s > 0 or capacity < 2 or pattern_capacity < 2 or buckets < 1:
+            raise ValueError("window_s > 0, capacity >= 2, pattern_capacity >= 2, buckets >= 1")
+        self.window_s = float(window_s)
+        self.capacity = int(capacity)
+        self.pattern_capacity = int(pattern_capacity)
+        self._nb = int(buckets)
+        self._width = self.window_s / self._nb
+        self._inv_w = 1.0 / self._width
+        self._clock = clock
+        self._on_error = on_error
+        self.faults = 0  # exceptions swallowed by observe_*
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything observed so far."""
+        with self._lock:
+            self._tiers: dict[str, TierStat] = {}  # accesses per tier
+            self._served: dict[str, TierStat] = {}  # lookups per served_by
+            self._patterns: dict[str, PatternStat] = {}
+            self._keys: dict[str, KeyStat] = {}  # exact keys served from level >= 2
+            self._fills: dict[str, Fill] = {}  # L1 writes and whether they were read back
+            self._start: float | None = None
+
+    def tracked(self) -> dict[str, int]:
+        """How many keys, patterns, pending fills and tier names are held right now."""
+        with self._lock:
+            return {
+                "keys": len(self._keys),
+                "patterns": len(self._patterns),
+                "fills": len(self._fills),
+                "tiers": len(self._tiers) + len(self._served),
+            }
+
+    def observe_access(
+        self,
+        tier: str,
+        level: int,
+        pattern: str,
+        key: str | None,
+        latency_s: float,
+        cost: float,
+        hit: bool | None,
+        is_write: bool,
+    ) -> None:
+        """Record one tier access (a read with ``hit`` True/False/None, or a write)."""
+        try:
+            if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
+                return
+            with self._lock:
+                now = self._clock()
+                b = int(now * self._inv_w)
+                t = self._tiers.get(tier)
+                if t is None or t.head != b:
+                    t = self._tier(self._tiers, tier, level, 8, b, now)
+                    if t is None:
+                        return
+                c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat., writes
+                c[0] += 1.0
+                c[1] += latency_s
+                c[2] += cost
+                if is_write:
+                    c[7] += 1.0
+                elif hit is not None:
+                    c[3] += 1.0
+                    c[4] += latency_s
+                    if hit:
+                        c[5] += 1.0
+                        c[6] += latency_s
+                if level != 1 or type(pattern) is not str:
+                    return
+                p = self._patterns.get(pattern)
+                if p is None or p.head != b:
+                    p = self._pattern(pattern, b, now)
+                p.last = now
+                pc = p.cur
+                pc[0] += 1.0
+                if is_write:
+                    pc[11] += 1.0
+                    p.fill_tier = tier
+                    if type(key) is str:
+                        f = self._fills.get(key)
+                        if f is None:
+                            if len(self._fills) >= self.capacity:
+                                self._evict_fills(now, b)
+                            self._fills[key] = Fill(now, pattern)
+                        else:  # the previous fill was never read: overwritten, wasted
+                            pc[12] += 1.0
+                            f.t = now
+                    return
+                if hit is not None:
+                    pc[9] += 1.0
+                    if not hit:
+                        pc[10] += 1.0
+                if type(key) is str:
+                    self._fills.pop(key, None)  # read back: that fill was useful
+        except Exception as exc:
+            self._fault(exc)
+
+    def observe_lookup(
+        self,
+        pattern: str,
+        key: str | None,
+        served_by: str,
+        served_level: int,
+        latency_s: float,
+        cost: float,
+    ) -> None:
+        """Record one finished lookup (``served_by`` "none" with ``served_level`` 0)."""
+        try:
+            if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX):
+                return
+            if type(pattern) is not str or type(served_by) is not str:
+                return
+            deep = served_level >= 2
+            with self._lock:
+                now = self._clock()
+                b = int(now * self._inv_w)
+                s = self._served.get(served_by)
+                if s is None or s.head != b:
+                    s = self._tier(self._served, served_by, served_level, 3, b, now)
+                    if s is None:
+                        return
+                c = s.cur  # lookups, latency, cost
+                c[0] += 1.0
+                c[1] += latency_s
+                c[2] += cost
+                p = self._patterns.get(pattern)
+                if p is None or p.head != b:
+                    p = self._pattern(pattern, b, now)
+                p.last = now
+                srv = p.served
+                srv[served_by] = srv.get(served_by, 0) + 1
+                c = p.cur  # layout: see PatternStat
+                c[0] += 1.0
+                c[1] += 1.0
+                c[2] += latency_s
+                c[3] += cost
+                if not deep:
+                    return
+                c[4] += 1.0
+                c[5] += latency_s
+                c[6] += cost
+                window = self.window_s
+                if now - p.last_deep > window:  # idle for a window: a fresh start
+                    p.first_deep = now
+                    p.top_key = None
+                    p.top_n = 0.0
+                gap = -1.0
+                if type(key) is str:
+                    ep = b // self._nb
+                    e = self._keys.get(key)
+                    if e is None:
+                        if len(self._keys) >= self.capacity:
+                            frac = (b % self._nb) / self._nb
+                            self._keys = prune_keys(self._keys, self.capacity // 2, ep, frac)
+                        self._keys[key] = KeyStat(pattern, ep, now)
+                        n = 1.0
+                    else:
+                        if e.ep < ep:
+                            e.prev = e.cur if e.ep == ep - 1 else 0
+                            e.cur = 0
+                            e.ep = ep
+                        e.cur += 1
+                        n = float(e.cur + e.prev)
+                        if now - e.last <= window:
+                            gap = now - e.last
+                        e.last = now
+                    if n > p.top_n or key == p.top_key:
+                        p.top_key = key
+                        p.top_n = n
+                elif now - p.last_deep <= window:  # no key: the pattern is the unit
+                    gap = now - p.last_deep
+                p.last_deep = now
+                if gap >= 0.0:
+                    c[7] += 1.0
+                    c[8] += gap
+        except Exception as exc:
+            self._fault(exc)
+
+    def _fault(self, exc: BaseException) -> None:
+        self.faults += 1
+        if self._on_error is not None:
+            with contextlib.suppress(Exception):  # the hook must not break the caller either
+                self._on_error(exc)
+
+    def _evict_fills(self, now: float, b: int) -> None:
+        """Make room: fills pushed out unread count as wasted for their pattern."""
+        self._fills, evicted = prune_fills(self._fills, self.capacity // 2, now - self.window_s)
+        for f in evicted:
+            p = self._patterns.get(f.pattern)
+            if p is not None:
+                p.roll(b, self._nb)
+                p.cur[0] += 1.0
+                p.cur[12] += 1.0
+
+    def _tier(
+        self, table: dict[str, TierStat], name: str, level: int, width: int, b: int, now: float
+    ) -> TierStat | None:
+        if self._start is None:
+            self._start = now
+        t = table.get(name)
+        if t is not None:
+            t.roll(b, self._nb)
+            return t
+        if len(table) >= _MAX_TIERS:  # only misuse gets here: drop idle names, else ignore
+            for k in [k for k, v in table.items() if v.totals(b, self._nb)[0] <= 0.0]:
+                del table[k]
+            if len(table) >= _MAX_TIERS:
+                return None
+        t = table[name] = TierStat(name, level if isinstance(level, int) else -1, width, b, now)
+        return t
+
+    def _pattern(self, name: str, b: int, now: float) -> PatternStat:
+        p = self._patterns.get(name)
+        if p is not None:
+            p.roll(b, self._nb)
+            return p
+        if len(self._patterns) >= self.pattern_capacity:
+            self._patterns = prune_rings(self._patterns, self.pattern_capacity // 2, b, self._nb)
+        p = self._patterns[name] = PatternStat(name, 13, b, now)
+        return p

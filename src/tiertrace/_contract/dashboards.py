@@ -1,0 +1,292 @@
+"""The Grafana dashboards of tiertrace, generated as plain dicts.
+
+Two dashboards are provisioned by the compose stack (``grafana/dashboards/*.json``):
+
+* **Memory tiers** (uid ``tiertrace-memory-tiers``): which tier serves lookups, latency per
+  tier (mean, p50, p95, p99), cache effectiveness against its target, per-tier hit rate,
+  latency, throughput and cost per day, daily and monthly cost projections, hit rate and
+  lookup latency over time against their targets, the advisor's pre-cache suggestions and
+  errors.
+* **Tier operations** (uid ``tiertrace-tier-operations``): per tier and
+  ``db.operation.name``: throughput, latency percentiles, hit rate and errors by
+  ``error.type``.
+
+Both have the variables ``datasource`` (any Prometheus), ``job`` and ``tier``; every rate
+uses ``$__rate_interval``. The queries and targets come from ``tiertrace._contract.rules``, which
+also generates the Prometheus rules, so a panel, its recording rule and its alert share one
+definition. The JSON files and the rules file are generated and committed; regenerate them
+after changing a query or a target (from the repository root)::
+
+    python -m tiertrace._contract.dashboards --write grafana/dashboards
+    python -m tiertrace._contract.dashboards --check grafana/dashboards   # exit 1 when stale
+
+Import a dashboard into another Grafana by uploading its JSON file and choosing your
+Prometheus data source in the ``datasource`` variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tiertrace._contract.rules import (
+    ACC,
+    LKP,
+    MONTH_DAYS,
+    RULES_PATH,
+    TARGETS,
+    TIER,
+    Json,
+    cost,
+    hit_ratio,
+    mean,
+    quantile,
+    render_rules,
+    served_ratio,
+    sum_rate,
+)
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+RI, JOB, TIER_SEL = "$__rate_interval", 'job=~"$job"', 'tiertrace_tier=~"$tier"'
+LEGEND = {"displayMode": "list", "placement": "bottom", "showLegend": True}
+TOOLTIP = {"mode": "multi", "sort": "desc"}
+Query = tuple[str, str]  # (expression, legend)
+
+
+def _target(expr: str, legend: str, ref: str, table: bool) -> Json:
+    kind = {"instant": True, "range": False, "format": "table"}
+    if not table:
+        kind = {"instant": False, "range": True, "format": "time_series"}
+    return {"datasource": DS, "refId": ref, "expr": expr, "legendFormat": legend, **kind}
+
+
+def _panel(kind: str, title: str, desc: str, unit: str, size: tuple[int, int],
+           queries: Sequence[Query], *, table: bool = False, overrides: Sequence[Json] = (),
+           steps: Sequence[tuple[float | None, str]] = ((None, "green"),),
+           defaults: Json | None = None, **extra: Any) -> Json:  # fmt: skip
+    thresholds = {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+    field = {"unit": unit, "thresholds": thresholds, **(defaults or {})}
+    targets = [_target(e, legend, chr(65 + i), table) for i, (e, legend) in enumerate(queries)]
+    return {"type": kind, "title": title, "description": desc, "datasource": DS, "_size": size,
+            "fieldConfig": {"defaults": field, "overrides": list(overrides)},
+            "targets": targets, **extra}  # fmt: skip
+
+
+def _reduce(calc: str, **options: Any) -> Json:
+    return {"reduceOptions": {"calcs": [calc], "fields": "", "values": False}, **options}
+
+
+def _table(title: str, desc: str, size: tuple[int, int], queries: Sequence[Query],
+           columns: Sequence[tuple[str, str]], sort: str) -> Json:  # fmt: skip
+    """Instant queries merged into one table; ``columns`` are (name, unit) per query."""
+    overrides = [
+        {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": u}]}
+        for name, u in columns
+    ]
+    return _panel("table", title, desc, columns[0][1], size, queries, table=True,
+                  overrides=overrides, options={"showHeader": True, "sortBy": [
+                      {"displayName": sort, "desc": True}]},
+                  transformations=_merge([name for name, _ in columns]))  # fmt: skip
+
+
+def _series(title: str, desc: str, unit: str, size: tuple[int, int], queries: Sequence[Query],
+            target: tuple[str, bool] | None = None) -> Json:  # fmt: skip
+    """A time series; ``target`` = (TARGETS key, True if higher is better) draws a dashed line."""
+    steps: list[tuple[float | None, str]] = [(None, "green")]
+    if target:
+        good, bad = ("red", "green") if target[1] else ("green", "red")
+        steps = [(None, good), (TARGETS[target[0]], bad)]
+    style = {"thresholdsStyle": {"mode": "dashed" if target else "off"}}
+    options = {"legend": LEGEND, "tooltip": TOOLTIP}
+    return _panel("timeseries", title, desc, unit, size, queries, steps=steps,
+                  defaults={"custom": style}, options=options)  # fmt: skip
+
+
+def _stat(title: str, desc: str, unit: str, expr: str, calc: str = "lastNotNull") -> Json:
+    options = _reduce(calc, colorMode="value", graphMode="area", textMode="value_and_name")
+    return _panel("stat", title, desc, unit, (6, 5), [(expr, "{{tiertrace_tier}}")],
+                  options=options)  # fmt: skip
+
+
+def _variables(*extra: tuple[str, str]) -> list[Json]:
+    source = {"name": "datasource", "label": "Data source", "type": "datasource",
+              "query": "prometheus", "current": {}, "hide": 0, "refresh": 1}  # fmt: skip
+    variables: list[Json] = [source]
+    for name, query in (
+        ("job", f"label_values({ACC}_count, job)"),
+        ("tier", f"label_values({ACC}_count{{{JOB}}}, tiertrace_tier)"),
+        *extra,
+    ):
+        variables.append({
+            "name": name, "label": name.capitalize(), "type": "query", "datasource": DS,
+            "definition": query, "query": query, "refresh": 2, "sort": 1, "multi": True,
+            "includeAll": True, "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        })  # fmt: skip
+    return variables
+
+
+def _dashboard(uid: str, title: str, desc: str, panels: list[Json], variables: list[Json]) -> Json:
+    """Number the panels and flow them left to right in rows of 24 columns."""
+    x = y = row_h = 0
+    placed = []
+    for i, panel in enumerate(panels, 1):
+        w, h = panel.pop("_size")
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        placed.append({"id": i, "gridPos": {"h": h, "w": w, "x": x, "y": y}, **panel})
+        x, row_h = x + w, max(row_h, h)
+    link = {"type": "dashboards", "tags": ["tiertrace"], "title": "tiertrace",
+            "asDropdown": False, "includeVars": True, "keepTime": True}  # fmt: skip
+    return {"uid": uid, "title": title, "description": desc, "tags": ["tiertrace"],
+            "editable": True, "graphTooltip": 1, "schemaVersion": 39, "version": 1,
+            "time": {"from": "now-1h", "to": "now"}, "refresh": "30s", "timezone": "browser",
+            "annotations": {"list": []}, "templating": {"list": variables},
+            "links": [link], "panels": placed}  # fmt: skip
+
+
+def _merge(names: Sequence[str]) -> list[Json]:
+    rename = {f"Value #{chr(65 + i)}": name for i, name in enumerate(names)}
+    organize = {"excludeByName": {"Time": True}, "renameByName": rename}
+    return [{"id": "merge", "options": {}}, {"id": "organize", "options": organize}]
+
+
+def memory_tiers() -> Json:
+    a, lk, t = (JOB, TIER_SEL), (JOB,), TARGETS
+    stats = _reduce("lastNotNull", showThresholdMarkers=True)
+    bars = _reduce("mean", displayMode="basic", orientation="horizontal", showUnfilled=True)
+    pie = _reduce("mean", pieType="donut", displayLabels=["percent"])
+    pie["legend"] = {**LEGEND, "placement": "right", "values": ["percent"]}
+    barchart = {"xField": "tiertrace_tier", "legend": LEGEND, "tooltip": TOOLTIP}
+    lat = [(mean(ACC, TIER, a, RI), "")]
+    lat += [(quantile(q, ACC, TIER, a, RI), "") for q in (0.5, 0.95, 0.99)]
+    served = sum_rate(("tiertrace_served_by",), f"{LKP}_count", lk, RI)
+    advisor = [
+        (f"sum by (tiertrace_pattern, tiertrace_tier) ({m}{{{JOB}, {TIER_SEL}}})", "")
+        for m in (
+            "tiertrace_advisor_candidate_accesses",
+            "tiertrace_advisor_candidate_latency_savings_seconds",
+            "tiertrace_advisor_candidate_cost_savings_usd",
+        )
+    ]
+    errors = f"sum by (tiertrace_component) (increase(tiertrace_self_errors_total{{{JOB}}}[{RI}]))"
+    failed = sum_rate(("tiertrace_tier", "error_type"), f"{ACC}_count", a, RI, 'error_type!=""')
+    daily = [(cost(TIER, a, RI), "{{tiertrace_tier}}"), (cost((), a, RI), "total")]
+    monthly = [(cost(TIER, a, RI, MONTH_DAYS), "{{tiertrace_tier}}")]
+    monthly.append((cost((), a, RI, MONTH_DAYS), "total"))
+    ce, l1, ms = t["cache_effectiveness"], t["l1_hit_ratio"], t["lookup_latency_seconds_mean"]
+    panels = [
+        _panel("piechart", "Lookups served by", "Lookups per second by the tier that served "
+               "them (none: every tier missed), averaged over the time range.", "ops", (6, 8),
+               [(served, "{{tiertrace_served_by}}")], options=pie),
+        _panel("gauge", "Cache effectiveness", f"Share of lookups served by level 1. Target: "
+               f"at least {ce:.0%}.", "percentunit", (6, 8), [(served_ratio(lk, RI), "L1")],
+               steps=[(None, "red"), (ce, "green")], defaults={"min": 0, "max": 1},
+               options=stats),
+        _panel("barchart", "Access latency per tier", "Mean, p50, p95 and p99 of one access "
+               "per tier.", "s", (12, 8), lat, table=True, options=barchart,
+               transformations=_merge(["mean", "p50", "p95", "p99"])),
+        _stat("Hit rate", "Hits / reads per tier (writes excluded).", "percentunit",
+              hit_ratio(TIER, a, RI)),
+        _stat("Mean access latency", "Mean duration of one access per tier.", "s",
+              mean(ACC, TIER, a, RI)),
+        _stat("Accesses per second", "Reads and writes per tier.", "ops",
+              sum_rate(TIER, f"{ACC}_count", a, RI)),
+        _stat("Cost per day", "Cost rate per tier averaged over the time range, x 86400.",
+              "currencyUSD", cost(TIER, a, RI), "mean"),
+        _panel("bargauge", "Daily cost projection", "Cost rate averaged over the time range "
+               "x 86400, per tier and in total.", "currencyUSD", (12, 7), daily, options=bars),
+        _panel("bargauge", f"Monthly cost projection ({MONTH_DAYS} days)", "Daily projection "
+               f"x {MONTH_DAYS}, per tier and in total.", "currencyUSD", (12, 7), monthly,
+               options=bars),
+        _series("Hit rate per tier", f"Hits / reads per tier; dashed: the level-1 target "
+                f"({l1:.0%}).", "percentunit", (8, 8),
+                [(hit_ratio(TIER, a, RI), "{{tiertrace_tier}}")], ("l1_hit_ratio", True)),
+        _series("Cache effectiveness over time", "Share of lookups served by level 1; dashed: "
+                f"the target ({ce:.0%}).", "percentunit", (8, 8),
+                [(served_ratio(lk, RI), "L1")], ("cache_effectiveness", True)),
+        _series("Lookup latency", "Mean and p95 of a whole lookup; dashed: the target for the "
+                f"mean ({ms * 1000:g} ms).", "s", (8, 8),
+                [(mean(LKP, (), lk, RI), "mean"), (quantile(0.95, LKP, (), lk, RI), "p95")],
+                ("lookup_latency_seconds_mean", False)),
+        _table("Pre-cache suggestions", "Access patterns of the lower tiers the advisor "
+               "suggests caching in level 1, with the latency and cost they would save per "
+               "day.", (24, 8), advisor, [("Accesses", "short"), ("Latency saved per day", "s"),
+               ("Cost saved per day", "currencyUSD")], "Cost saved per day"),
+        _series("tiertrace internal errors", "Faults caught inside tiertrace by component; "
+                "the application was not affected.", "short", (12, 7),
+                [(errors, "{{tiertrace_component}}")]),
+        _series("Access errors by error type", "Failed accesses per second by tier and "
+                "error.type.", "ops", (12, 7), [(failed, "{{tiertrace_tier}} {{error_type}}")]),
+    ]  # fmt: skip
+    desc = "Redis L1, PostgreSQL L2, Chroma L3: who serves lookups, latency, hit rate, cost."
+    return _dashboard("tiertrace-memory-tiers", "Memory tiers", desc, panels, _variables())
+
+
+def tier_operations() -> Json:
+    by, a = (*TIER, "db_operation_name"), (JOB, TIER_SEL, 'db_operation_name=~"$operation"')
+    leg = "{{tiertrace_tier}} {{db_operation_name}}"
+    rate = sum_rate(by, f"{ACC}_count", a, RI)
+    failed = sum_rate((*by, "error_type"), f"{ACC}_count", a, RI, 'error_type!=""')
+    pct = [(quantile(q, ACC, by, a, RI), f"p{round(q * 100)} {leg}") for q in (0.5, 0.95, 0.99)]
+    summary = [(rate, ""), (mean(ACC, by, a, RI), ""), (hit_ratio(by, a, RI), "")]
+    columns = [("Accesses per second", "ops"), ("Mean latency", "s"), ("Hit rate", "percentunit")]
+    panels = [
+        _series("Accesses per second by operation", "Reads and writes per tier and "
+                "db.operation.name.", "ops", (12, 8), [(rate, leg)]),
+        _series("Hit rate by operation", "Hits / reads per tier and operation.",
+                "percentunit", (12, 8), [(hit_ratio(by, a, RI), leg)]),
+        _series("Latency percentiles by operation", "p50, p95 and p99 of one access per tier "
+                "and operation.", "s", (24, 9), pct),
+        _series("Errors by error type", "Failed accesses per second by tier, operation and "
+                "error.type.", "ops", (12, 8), [(failed, leg + " {{error_type}}")]),
+        _table("Operations", "Accesses per second, mean latency and hit rate per tier and "
+               "operation.", (12, 8), summary, columns, "Accesses per second"),
+    ]  # fmt: skip
+    operation = f"label_values({ACC}_count{{{JOB}, {TIER_SEL}}}, db_operation_name)"
+    desc = "Per tier and db.operation.name: throughput, latency percentiles, hit rate, errors."
+    return _dashboard(
+        "tiertrace-tier-operations", "Tier operations", desc, panels,
+        _variables(("operation", operation)),
+    )  # fmt: skip
+
+
+DASHBOARDS: dict[str, Callable[[], Json]] = {
+    "memory-tiers.json": memory_tiers,
+    "tier-operations.json": tier_operations,
+}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard."""
+    return {name: json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tiertrace._contract.dashboards")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", metavar="DIR", help="write the dashboards into DIR")
+    mode.add_argument("--check", metavar="DIR", help="exit 1 if DIR or the rules are stale")
+    parser.add_argument("--rules", default=RULES_PATH, help=f"rules file (default {RULES_PATH})")
+    args = parser.parse_args(argv)
+    folder = Path(args.write or args.check)
+    files = {folder / name: text for name, text in render().items()}
+    files[Path(args.rules)] = render_rules()
+    if args.write:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+        return 0
+    stale = [p for p, text in files.items() if not p.is_file() or p.read_text("utf-8") != text]
+    for path in stale:
+        print(f"stale: {path}; run python -m tiertrace._contract.dashboards --write {folder}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""The access recorder: the one hot path every instrumentor shares.
+
+Each client operation on a tier (a Redis command, a PostgreSQL statement, a Chroma call)
+becomes one *access*: a span named ``{db.operation.name} {target}``, one point of the
+``tiertrace.access.duration`` histogram, and its cost, which is summed locally and exported
+through the observable counter ``tiertrace.cost.usd``. Reads carry ``tiertrace.hit``; writes do
+not. Failures set span status ERROR with ``error.type`` and ``db.response.status_code``; the
+original exception reaches your code unchanged.
+
+Cost on the hot path is kept low:
+
+* the span gets its sampler-relevant attributes at start (tier, level, system, operation,
+  collection, cost); everything else is added only when the span is recording, so unsampled
+  spans cost no attribute work;
+* metric attribute sets are built once per (tier, operation, hit, error) and reused;
+* metrics never depend on spans: with tracing off the histogram and cost still work.
+
+Coexistence: when another instrumentation of the same client (opentelemetry-instrumentation-
+redis / -psycopg, openllmetry's chromadb) already started a span for this call, tiertrace
+*enriches* that span (adds its attributes, hit and cost, and renames it) instead of opening a
+second one; tiertrace's wrapper always sits innermost (see `tiertrace._core.patching`), so that span is
+there whatever the order of instrumentation: one span per access. ``suppress_instrumentation`` is
+honoured: a suppressed call records nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, get_current_span
+
+from tiertrace._core.tiers import Tier
+
+_log = logging.getLogger("tiertrace")
+
+FOREIGN_SCOPES = frozenset(
+    {
+        "opentelemetry.instrumentation.redis",
+        "opentelemetry.instrumentation.psycopg",
+        "opentelemetry.instrumentation.dbapi",
+        "opentelemetry.instrumentation.chromadb",
+    }
+)
+_MAX_ATTR_SETS = 4096
+
+
+class Access:
+    """One access in flight; instrumentors fill the optional fields, the recorder the rest."""
+
+    __slots__ = (
+        "closed",
+        "cost",
+        "duration_s",
+        "error_type",
+        "hit",
+        "key",
+        "keys_hit",
+        "keys_requested",
+        "level",
+        "op",
+        "owned",
+        "pattern",
+        "read",
+        "recording",
+        "rows",
+        "span",
+        "start_ns",
+        "t0",
+        "target",
+        "tier",
+    )
+
+    def __init__(self, tier: Tier, op: str, target: str, span: Span, owned: bool) -> None:
+        self.tier = tier
+        self.level = tier.level
+        self.op = op
+        self.target = target
+        self.span = span
+        self.owned = owned
+        self.recording = span.is_recording()
+        self.cost = tier.cost(op)
+        self.hit: bool | None = None
+        self.error_type: str | None = None
+        self.rows: int | None = None
+        self.keys_requested: int | None = None
+        self.keys_hit: int | None = None
+        self.key: str | None = None
+        self.pattern = target
+        self.read = False
+        self.duration_s = 0.0
+        self.closed = False
+        self.start_ns = 0
+        self.t0 = perf_counter()
+
+
+class _State:
+    """What the recorder writes to; replaced as a whole by init() and shutdown()."""
+
+    def __init__(self, telemetry: Any = None, sink: Callable[[Access], None] | None = None) -> None:
+        self.enabled = telemetry is not None
+        self.telemetry = telemetry
+        self.tracer = telemetry.tracer if telemetry is not None else None
+        self.histogram = telemetry.access_duration if telemetry is not None else None
+        self.semconv = telemetry.semconv_duration if telemetry is not None else None
+        self.sink = sink
+        self.attr_sets: dict[tuple[str, str, bool | None, str | None], dict[str, Any]] = {}
+        self.start_sets: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.faults_logged: set[tuple[str, str]] = set()
+        self.capture_keys = "template"
+        self.capture_query_text = True
+        self.capture_error_messages = False
+
+
+STATE = _State()
+
+
+def configure(telemetry: Any, sink: Callable[[Access], None] | None) -> _State:
+    """Point the recorder at new telemetry (``None`` turns recording off)."""
+    global STATE
+    STATE = _State(telemetry, sink)
+    return STATE
+
+
+def active() -> bool:
+    """Whether a call should be recorded now (init() done, not suppressed)."""
+    return STATE.enabled and not otel_context.get_value(SUPPRESS_KEY)
+
+
+def start(tier: Tier, op: str, target: str, kind: SpanKind) -> Access:
+    """Open an access. Call `active()` first; `finish`/`fail` must follow."""
+    st = STATE
+    name = f"{op} {target}" if target else op
+    parent = get_current_span()
+    scope = getattr(parent, "instrumentation_scope", None)
+    if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
+        parent.update_name(name)
+        parent.set_attributes(_start_attributes(st, tier, op, target))
+        return Access(tier, op, target, parent, owned=False)
+    if st.tracer is None:
+        return Access(tier, op, target, INVALID_SPAN, owned=True)
+    # sampler-relevant attributes at start (built once per tier, operation and target)
+    span = st.tracer.start_span(name, kind=kind, attributes=_start_attributes(st, tier, op, target))
+    return Access(tier, op, target, span, owned=True)
+
+
+def _start_attributes(st: _State, tier: Tier, op: str, target: str) -> dict[str, Any]:
+    key = (tier.name, op, target)
+    attrs = st.start_sets.get(key)
+    if attrs is None:
+        attrs = {
+            "tiertrace.tier": tier.name,
+            "tiertrace.tier.level": tier.level,
+            "tiertrace.cost": tier.cost(op),
+            "db.system.name": tier.system,
+            "db.operation.name": op,
+        }
+        if target and tier.system != "redis":
+            attrs["db.collection.name"] = target
+        if len(st.start_sets) < _MAX_ATTR_SETS:
+            st.start_sets[key] = attrs
+    return attrs
+
+
+def finish(acc: Access, hit: bool | None = None) -> None:
+    """Close an access that returned normally; ``hit`` is None for writes and unknown reads."""
+    acc.hit = hit
+    _close(acc, perf_counter() - acc.t0)
+
+
+def stop_clock(acc: Access) -> None:
+    """Freeze the duration now; the hit is decided later by `finish_later`."""
+    acc.duration_s = perf_counter() - acc.t0
+
+
+def finish_later(acc: Access, hit: bool | None, extra_s: float = 0.0) -> None:
+    """Close an access whose clock `stop_clock` froze (psycopg server cursors, pipelines)."""
+    acc.hit = hit
+    _close(acc, acc.duration_s + extra_s)
+
+
+StatusOf = Callable[[BaseException], "str | None"]
+
+
+def fail(acc: Access, exc: BaseException, status: StatusOf | None = None) -> None:
+    """Close an access whose call raised ``exc`` (the caller re-raises it unchanged).
+
+    ``status`` turns the exception into ``db.response.status_code`` (Redis error prefix,
+    SQLSTATE). The span gets status ERROR, ``error.type`` and an ``exception`` event with the
+    exception's type. Exception *messages* stay off the span unless
+    ``capture_error_messages=True``: client errors quote user data (a duplicate key's value, a
+    rejected metadata value), which the privacy defaults never export.
+    """
+    try:
+        acc.error_type = type(exc).__qualname__
+        acc.hit = None
+        if acc.recording:
+            span = acc.span
+            detail = str(exc)[:256] if STATE.capture_error_messages else acc.error_type
+            span.set_status(Status(StatusCode.ERROR, detail))
+            span.set_attribute("error.type", acc.error_type)
+            status_code = status(exc) if status is not None else None
+            if status_code:
+                span.set_attribute("db.response.status_code", status_code)
+            if acc.owned:
+                event = {"exception.type": f"{type(exc).__module__}.{acc.error_type}"}
+                if STATE.capture_error_messages:
+                    event["exception.message"] = str(exc)[:256]
+                span.add_event("exception", event)
+        _close(acc, perf_counter() - acc.t0)
+    except Exception as fault:  # never let our fault replace the user's exception
+        report_fault("recorder", fault)
+
+
+def _close(acc: Access, duration: float) -> None:
+    st = STATE
+    try:
+        acc.closed = True
+        acc.duration_s = duration
+        tier = acc.tier
+        key = (tier.name, acc.op, acc.hit, acc.error_type)
+        attrs = st.attr_sets.get(key)
+        if attrs is None:
+            attrs = _metric_attributes(acc)
+            if len(st.attr_sets) < _MAX_ATTR_SETS:
+                st.attr_sets[key] = attrs
+        if st.histogram is not None:
+            st.histogram.record(duration, attrs)
+            if st.semconv is not None:
+                st.semconv.record(duration, _semconv_attributes(acc))
+        span = acc.span
+        if acc.recording:
+            if acc.hit is not None:
+                span.set_attribute("tiertrace.hit", acc.hit)
+            if acc.rows is not None:
+                span.set_attribute("db.response.returned_rows", acc.rows)
+            if acc.keys_requested is not None:
+                span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
+                span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
+        if acc.owned:
+            span.end()
+        if st.sink is not None:
+            st.sink(acc)
+    except Exception as fault:
+        report_fault("recorder", fault)
+
+
+def _metric_attributes(acc: Access) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "tiertrace.tier": acc.tier.name,
+        "tiertrace.tier.level": acc.tier.level,
+        "db.system.name": acc.tier.system,
+        "db.operation.name": acc.op,
+    }
+    if acc.hit is not None:
+        attrs["tiertrace.hit"] = acc.hit
+    if acc.error_type is not None:
+        attrs["error.type"] = acc.error_type
+    return attrs
+
+
+def _semconv_attributes(acc: Access) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"db.system.name": acc.tier.system, "db.operation.name": acc.op}
+    if acc.error_type is not None:
+        attrs["error.type"] = acc.error_type
+    return attrs
+
+
+def report_fault(component: str, exc: BaseException) -> None:
+    """Count a fault of tiertrace itself and log it once per (component, type)."""
+    st = STATE
+    try:
+        ident = (component, type(exc).__name__)
+        if ident not in st.faults_logged:
+            st.faults_logged.add(ident)
+            _log.warning("tiertrace: internal fault in %s ignored: %r", component, exc)
+        if st.telemetry is not None:
+            st.telemetry.self_errors.add(1, {"tiertrace.component": component})
+    except Exception:  # pragma: no cover - the last line of defence
+        pass

@@ -1,0 +1,141 @@
+"""What the Redis, psycopg and Chroma instrumentors share: the `BaseInstrumentor` protocol and
+the wrapper around every instrumented client method (`wrappers`).
+
+``instrument()`` patches the client classes (once) and covers every client;
+``instrument_client(client, tier=...)`` binds one client (see `tiertrace._core.binding`) and works
+without global instrumentation; ``uninstrument()`` removes the patches (see `tiertrace._core.patching`).
+The instrumentors are registered as ``opentelemetry_instrumentor`` entry points, so
+``opentelemetry-instrument python app.py`` loads them: when they are started that way and the
+application never calls ``tiertrace.init()``, they attach tiertrace to the providers the
+OpenTelemetry distro configured (exporter ``none`` unless ``TIERTRACE_EXPORTER`` says otherwise);
+a later ``tiertrace.init()`` replaces that automatic set-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any, ClassVar
+
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+
+from tiertrace._core import recorder as _access
+from tiertrace._core.binding import MATCH, TIERS, Switch, bind, unbind
+from tiertrace._core.patching import Patches, Wrapper
+
+
+class TierInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Base of tiertrace's instrumentors; subclasses name their system, targets and holder."""
+
+    system: ClassVar[str]
+    dependency: ClassVar[str]
+    targets: ClassVar[tuple[tuple[str, str, Wrapper], ...]]
+    switch: ClassVar[Switch]
+    patches: ClassVar[Patches]
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return (self.dependency,)
+
+    def holder(self, client: Any) -> Any:
+        """The object a binding attaches to (shared by a client's pipelines or cursors)."""
+        return client
+
+    def before_patch(self) -> None:
+        """Hook run once before the classes are patched."""
+
+    def before_unpatch(self) -> None:
+        """Hook run before the patches are removed (close what is pending)."""
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from tiertrace._runtime import handle as _runtime
+
+        _runtime.attach()  # started by opentelemetry-instrument without init()
+        self._patch()
+        self.switch.all = True
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self.switch.all = False
+        self.before_unpatch()
+        with self.switch.lock:
+            self.patches.unpatch()
+            self.switch.patched = False
+
+    def reset(self) -> None:
+        """Uninstrument whatever is patched, however it was started (used by shutdown)."""
+        self._uninstrument()
+        self._is_instrumented_by_opentelemetry = False
+
+    def instrument_client(self, client: Any, tier: Any = None) -> None:
+        """Bind ``client`` to ``tier`` (None: resolve by the tiers' ``match``)."""
+        self._patch()
+        bind(self.holder(client), MATCH if tier is None else TIERS.named(tier, self.system))
+
+    def uninstrument_client(self, client: Any) -> None:
+        """Remove the binding; under global instrumentation, exclude the client from it."""
+        unbind(self.holder(client), exclude=self.switch.all)
+
+    def _patch(self) -> None:
+        with self.switch.lock:
+            if not self.switch.patched:
+                self.before_patch()
+                for module, qualname, wrapper in self.targets:
+                    self.patches.patch(module, qualname, wrapper)
+                self.switch.patched = True
+
+
+Begin = Callable[[Any, tuple[Any, ...], dict[str, Any]], "tuple[_access.Access, Any] | None"]
+Done = Callable[[_access.Access, Any, Any, Any], None]
+
+
+def wrappers(
+    component: str, begin: Begin, done: Done, status: _access.StatusOf | None = None
+) -> Any:
+    """The sync and async wrapt wrappers every instrumented client method shares.
+
+    ``begin(instance, args, kwargs)`` opens the access (or returns None: not an access);
+    ``done(acc, extra, instance, result)`` classifies the result and finishes it. A fault in
+    either is counted and the user's call goes on; the user's own exception is re-raised as it
+    is, after `fail` recorded it.
+    """
+
+    def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return begin(instance, args, kwargs)
+        except Exception as fault:
+            _access.report_fault(component, fault)
+            return None
+
+    def _done(started: tuple[_access.Access, Any], instance: Any, result: Any) -> None:
+        try:
+            done(started[0], started[1], instance, result)
+        except Exception as fault:
+            _access.report_fault(component, fault)
+            if not started[0].closed:  # classification failed: close it without a hit
+                _access.finish(started[0], None)
+
+    def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        started = _start(instance, args, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _access.fail(started[0], exc, status)
+            raise
+        _done(started, instance, result)
+        return result
+
+    async def asynchronous(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        started = _start(instance, args, kwargs)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _access.fail(started[0], exc, status)
+            raise
+        _done(started, instance, result)
+        return result
+
+    return sync, asynchronous

@@ -1,0 +1,270 @@
+"""Chroma (L3 by default): chromadb >= 1.0, embedded, HTTP and async HTTP clients.
+
+Every call of ``query``, ``get``, ``add``, ``upsert``, ``update`` and ``delete`` on a collection is
+one access (``Collection`` serves ``PersistentClient``, ``EphemeralClient`` and ``HttpClient``;
+``AsyncCollection`` serves ``AsyncHttpClient``). ``peek``, ``count``, ``modify``, the heartbeat
+and creating, listing, getting or deleting collections are not accesses.
+
+The span is named ``{operation} {collection}`` (``query memories``), kind INTERNAL for the
+embedded clients and CLIENT for the HTTP ones (which also carry ``server.address`` and
+``server.port``), and carries ``db.system.name=chroma``, ``db.operation.name``,
+``db.collection.name``, ``db.namespace`` (``tenant|database``) and ``db.query.summary``
+(operation, collection and the *keys* of the ``where`` filter: ``query memories{where:user}``).
+``query`` adds ``db.vector.query.top_k`` (``n_results``); ``query`` and ``get`` add
+``db.response.returned_rows`` (ids returned, summed over all query embeddings); ``add``,
+``upsert``, ``update`` and ``delete`` add ``db.operation.batch.size`` (ids in the call).
+
+Hit rules (reads only; writes have no ``tiertrace.hit``):
+
+* ``get`` is a hit when it returned at least one id;
+* ``query``: a query embedding is *found* when it returned at least one id and, if the tier has
+  ``hit_distance``, its best (smallest) distance is ``<= hit_distance`` — the semantic-cache
+  case. The access is a hit when every query embedding was found. With more than one query
+  embedding the span also carries ``tiertrace.keys.requested`` (query embeddings) and
+  ``tiertrace.keys.hit`` (found); a single-embedding query does not (it is not a multi-key
+  read). When the call asked for no distances (``include`` without ``"distances"``) the
+  threshold cannot be checked and "at least one id" decides.
+
+Privacy: documents, embeddings, metadatas, query texts and ``where`` *values* never reach spans,
+events or metric labels; ``where`` keys appear only in ``db.query.summary`` and in the
+advisor's pattern.
+
+Which collections count as which tier: after ``tiertrace.init()`` every collection, resolved by
+its name against the Chroma tiers' ``match``. To instrument one collection or client only, or
+to pin it to a tier, bind it::
+
+    from tiertrace import ChromaInstrumentor
+    ChromaInstrumentor().instrument_client(collection, tier="semantic")  # this collection
+    ChromaInstrumentor().instrument_client(client, tier="semantic")      # all of its collections
+
+A collection binding wins over its client's. Clients opened with the same settings (the same
+path, the same host) share one connection in chromadb and therefore one binding.
+
+With openllmetry's ``opentelemetry-instrumentation-chromadb`` active as well, tiertrace enriches
+its ``chroma.*`` span (renamed, tiertrace attributes, hit and cost) instead of opening a second
+one: one span per access. That span keeps openllmetry's own events, which include the documents
+and metadatas returned by ``query``; if that matters, do not enable both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.trace import SpanKind
+
+from tiertrace._core import recorder as _access
+from tiertrace._core.binding import ATTR, Switch, tier_of
+from tiertrace._core.patching import Patches
+from tiertrace._core.sanitize.keys import collection_pattern
+from tiertrace._instrument.base import TierInstrumentor, wrappers
+
+__all__ = ["ChromaInstrumentor", "query_found"]
+
+_SWITCH = Switch()
+_PATCHES = Patches()
+_ENDPOINT = "_tiertrace_endpoint"  # cached (kind, server attributes) on the client's server API
+_READS = frozenset({"query", "get"})
+_OPS = ("query", "get", "add", "upsert", "update", "delete")
+# positions of the arguments tiertrace reads, after ``self`` (same for Collection/AsyncCollection)
+_POSITIONS: dict[str, dict[str, int]] = {
+    "query": {"n_results": 5, "where": 6},
+    "get": {"ids": 0, "where": 1},
+    "delete": {"ids": 0, "where": 1},
+    "add": {"ids": 0},
+    "upsert": {"ids": 0},
+    "update": {"ids": 0},
+}
+
+
+def query_found(result: Any, hit_distance: float | None) -> tuple[int, int, int]:
+    """``(query embeddings, found, ids returned)`` of a ``query`` result (see the hit rules)."""
+    ids = result.get("ids") or ()
+    distances = result.get("distances") if hit_distance is not None else None
+    found = rows = 0
+    for i, row in enumerate(ids):
+        n = len(row) if row is not None else 0
+        rows += n
+        if not n:
+            continue
+        if distances is not None and i < len(distances):
+            best = distances[i]
+            if best is not None and len(best) and min(best) > hit_distance:
+                continue
+        found += 1
+    return len(ids), found, rows
+
+
+def _arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], op: str, name: str) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    pos = _POSITIONS[op].get(name)
+    return args[pos] if pos is not None and len(args) > pos else None
+
+
+def _tier(collection: Any) -> Any:
+    bound = getattr(collection, ATTR, None)
+    if bound is None:
+        bound = getattr(getattr(collection, "_client", None), ATTR, None)
+    return tier_of(bound, _SWITCH, "chroma", (collection.name,))
+
+
+def _endpoint(server: Any) -> tuple[SpanKind, dict[str, Any]]:
+    """Span kind and server attributes of a collection's server API (cached on it)."""
+    cached: tuple[SpanKind, dict[str, Any]] | None = getattr(server, _ENDPOINT, None)
+    if cached is not None:
+        return cached
+    url = getattr(server, "_api_url", None)  # FastAPI / AsyncFastAPI; embedded has none
+    found: tuple[SpanKind, dict[str, Any]] = (SpanKind.INTERNAL, {})
+    if isinstance(url, str):
+        parts = urlsplit(url)  # hostname and port only: never user info from the URL
+        attrs: dict[str, Any] = {}
+        if parts.hostname:
+            attrs["server.address"] = parts.hostname
+        attrs["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+        found = (SpanKind.CLIENT, attrs)
+    with contextlib.suppress(AttributeError, TypeError):  # then it is computed each time
+        setattr(server, _ENDPOINT, found)
+    return found
+
+
+def _count(ids: Any) -> int | None:
+    if ids is None:
+        return None
+    if isinstance(ids, str):
+        return 1
+    try:
+        return len(ids)
+    except TypeError:
+        return None
+
+
+def _begin(
+    instance: Any, op: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> _access.Access | None:
+    tier = _tier(instance)
+    if tier is None:
+        return None
+    kind, server_attrs = _endpoint(getattr(instance, "_client", None))
+    name = instance.name
+    where = _arg(args, kwargs, op, "where") if "where" in _POSITIONS[op] else None
+    pattern = collection_pattern(name, where)
+    acc = _access.start(tier, op, name, kind)  # nothing that can fail comes after this
+    acc.pattern = pattern
+    acc.read = op in _READS
+    if acc.recording:
+        try:
+            acc.span.set_attributes(_details(instance, op, args, kwargs, pattern, server_attrs))
+        except Exception as fault:  # the access goes on without the details
+            _access.report_fault("chroma", fault)
+    return acc
+
+
+def _details(
+    instance: Any,
+    op: str,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    pattern: str,
+    server_attrs: dict[str, Any],
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "db.namespace": f"{instance.tenant}|{instance.database}",
+        "db.query.summary": f"{op} {pattern}",
+        **server_attrs,
+    }
+    if op == "query":
+        top_k = _arg(args, kwargs, op, "n_results")
+        top_k = 10 if top_k is None else top_k  # chromadb's default
+        if isinstance(top_k, int) and not isinstance(top_k, bool):
+            attrs["db.vector.query.top_k"] = top_k
+    elif op != "get":
+        batch = _count(_arg(args, kwargs, op, "ids"))
+        if batch is not None:
+            attrs["db.operation.batch.size"] = batch
+    return attrs
+
+
+def _done(acc: _access.Access, _extra: Any, _instance: Any, result: Any) -> None:
+    hit: bool | None = None
+    try:
+        if acc.op == "query":
+            requested, found, acc.rows = query_found(result, acc.tier.hit_distance)
+            hit = requested > 0 and found == requested
+            if requested > 1:
+                acc.keys_requested, acc.keys_hit = requested, found
+        elif acc.op == "get":
+            acc.rows = len(result.get("ids") or ())
+            hit = acc.rows > 0
+    except Exception as fault:  # an odd result: still one access, without a hit
+        _access.report_fault("chroma", fault)
+        hit = None
+    _access.finish(acc, hit)
+
+
+def _status(exc: BaseException) -> str | None:
+    """``db.response.status_code`` of a chromadb error: the HTTP status Chroma maps it to."""
+    code = getattr(exc, "code", None)
+    if callable(code) and type(exc).__module__ == "chromadb.errors":
+        return str(code())
+    return None
+
+
+def _begin_of(op: str) -> Any:
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not _access.active():
+            return None
+        acc = _begin(instance, op, args, kwargs)
+        return None if acc is None else (acc, None)
+
+    return begin
+
+
+_WRAPPERS = {op: wrappers("chroma", _begin_of(op), _done, _status) for op in _OPS}
+
+
+_TARGETS = tuple(
+    (module, f"{cls}.{op}", _WRAPPERS[op][flavour])
+    for module, cls, flavour in (
+        ("chromadb.api.models.Collection", "Collection", 0),
+        ("chromadb.api.models.AsyncCollection", "AsyncCollection", 1),
+    )
+    for op in _OPS
+)
+
+
+def _holder(target: Any) -> Any:
+    """What a binding attaches to: a collection itself, or a client's shared server API."""
+    server = getattr(target, "_server", None)  # chromadb Client / AsyncClient
+    return target if server is None else server
+
+
+class ChromaInstrumentor(TierInstrumentor):
+    """Instruments chromadb collections (sync and async) for tiertrace.
+
+    ``instrument()`` covers every collection; ``instrument_client(collection_or_client,
+    tier=...)`` binds one collection or every collection of one client to a tier.
+    """
+
+    system = "chroma"
+    dependency = "chromadb >= 1.0"
+    targets = _TARGETS
+    switch = _SWITCH
+    patches = _PATCHES
+
+    def holder(self, client: Any) -> Any:
+        return _holder(client)
+
+    def before_patch(self) -> None:
+        _register_embedding_function()
+
+
+def _register_embedding_function() -> None:
+    # collections created with tiertrace's HashingEmbeddingFunction re-open only when chromadb
+    # knows its name; chromadb has already imported numpy and its registry at this point
+    try:
+        pass
+    except Exception as fault:
+        _access.report_fault("chroma", fault)

@@ -1,0 +1,272 @@
+"""PostgreSQL (L2 by default): psycopg 3 sync and async connections, pools, cursors.
+
+Each ``execute`` (on a cursor or on the connection), ``executemany`` (one access with
+``db.operation.batch.size``) and ``copy`` block is one access. Transaction control and session
+housekeeping (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, SET, SHOW, RESET, DISCARD, LISTEN …) and DDL
+(CREATE, ALTER, DROP, TRUNCATE, VACUUM, ANALYZE, GRANT …) are not accesses: they are schema and
+session work, not memory reads or writes, and counting them would distort hit rates and cost.
+
+Hit rules: a SELECT (also ``WITH … SELECT``, ``VALUES``, ``TABLE``) or a statement with
+``RETURNING`` is a read; it hits when it returned at least one row. Where the row count is not
+known when ``execute`` returns — a named (server-side) cursor, whose ``rowcount`` stays −1, or
+pipeline mode, where results arrive at sync — the access stays open and the hit is decided by the
+first fetch (its duration is added); if nothing is ever fetched, the access is closed when the
+cursor executes again, closes or is collected, with the row count if it became known and
+otherwise with no hit attribute (never a false miss). INSERT/UPDATE/DELETE/COPY are writes.
+
+Spans carry ``db.query.text`` (parameterized text kept, literals replaced by ``?``; turn off
+with ``capture_query_text=False``), ``db.query.summary`` (operation and tables), the table as
+``db.collection.name``, ``db.namespace``, ``server.address``/``server.port`` and, on failure,
+the SQLSTATE as ``db.response.status_code``. Parameters are never captured.
+
+Example (after ``tiertrace.init()``)::
+
+    import psycopg
+    with psycopg.connect("postgresql://postgres@127.0.0.1/app") as conn:
+        conn.execute("SELECT body FROM memories WHERE id = %s", (42,)).fetchone()
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sized
+from time import perf_counter
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from tiertrace._core import recorder as _access
+from tiertrace._core.binding import ATTR, Switch, tier_of
+from tiertrace._core.patching import Patches
+from tiertrace._instrument.base import TierInstrumentor, wrappers
+from tiertrace._instrument.psycopg.sql import CopyBlock, Statement, query_text, sqlstate, statement
+
+_SWITCH = Switch()
+_PATCHES = Patches()
+_PENDING: dict[int, tuple[Any, _access.Access]] = {}
+
+
+def _tier(cursor: Any, stmt: Statement) -> Any:
+    conn = getattr(cursor, "_conn", None)
+    bound = getattr(conn, ATTR, None)
+    if bound is None:
+        bound = getattr(getattr(conn, "_pool", None), ATTR, None)
+    return tier_of(bound, _SWITCH, "postgresql", stmt.tables)
+
+
+def _begin(
+    cursor: Any, query: Any, batch: int | None = None
+) -> tuple[_access.Access, Statement] | None:
+    if not _access.active():
+        return None
+    if _PENDING:
+        _flush(cursor)
+    stmt = statement(query_text(query, cursor))
+    if stmt is None:
+        return None
+    tier = _tier(cursor, stmt)
+    if tier is None:
+        return None
+    acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT)
+    acc.pattern = stmt.fingerprint
+    acc.read = stmt.is_read
+    if acc.recording:
+        attrs: dict[str, Any] = {"db.query.summary": stmt.summary}
+        if _access.STATE.capture_query_text:
+            attrs["db.query.text"] = stmt.text
+        if batch is not None:
+            attrs["db.operation.batch.size"] = batch
+        info = getattr(getattr(cursor, "_conn", None), "info", None)
+        if info is not None:
+            attrs["db.namespace"] = info.dbname
+            attrs["server.address"] = info.host
+            attrs["server.port"] = int(info.port)
+        acc.span.set_attributes(attrs)
+    return acc, stmt
+
+
+def _after_execute(cursor: Any, acc: _access.Access, stmt: Statement, server: bool) -> None:
+    if not stmt.is_read:
+        _access.finish(acc, None)
+        return
+    rows = -1 if server or cursor.pgresult is None else cursor.rowcount
+    if rows >= 0:
+        acc.rows = rows
+        _access.finish(acc, rows > 0)
+        return
+    _access.stop_clock(acc)  # decided at first fetch
+    key = id(cursor)
+    _PENDING[key] = (weakref.ref(cursor, _collected(key)), acc)
+
+
+def _collected(key: int) -> Callable[[Any], None]:
+    """Weakref callback: a cursor collected with its access still open closes it."""
+    return lambda _ref: _flush_id(key, None)
+
+
+def _flush_id(key: int, rows: int | None) -> None:
+    entry = _PENDING.pop(key, None)
+    if entry is not None:
+        acc = entry[1]
+        acc.rows = rows if rows is not None and rows >= 0 else None
+        _access.finish_later(acc, None if acc.rows is None else acc.rows > 0)
+
+
+def _flush(cursor: Any) -> None:
+    """Close a pending access of ``cursor`` with what is known now."""
+    if id(cursor) in _PENDING:
+        rows = cursor.rowcount if cursor.pgresult is not None else -1
+        _flush_id(id(cursor), rows)
+
+
+def flush_all() -> None:
+    """Close every pending access (shutdown)."""
+    for key in list(_PENDING):
+        _flush_id(key, None)
+
+
+def _fetched(cursor: Any, result: Any, seconds: float) -> None:
+    entry = _PENDING.pop(id(cursor), None)
+    if entry is None:
+        return
+    acc = entry[1]
+    rows = cursor.rowcount if cursor.pgresult is not None else -1
+    if rows >= 0:
+        acc.rows = rows
+        found = rows > 0
+    else:
+        found = bool(result) if isinstance(result, list) else result is not None
+    _access.finish_later(acc, found, seconds)
+
+
+def _execute_begin(cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return _begin(cursor, args[0] if args else kwargs.get("query"))
+
+
+def _client_done(acc: _access.Access, stmt: Statement, cursor: Any, _result: Any) -> None:
+    _after_execute(cursor, acc, stmt, server=False)
+
+
+def _server_done(acc: _access.Access, stmt: Statement, cursor: Any, _result: Any) -> None:
+    _after_execute(cursor, acc, stmt, server=True)
+
+
+def _many_begin(cursor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    query = args[0] if args else kwargs.get("query")
+    seq = args[1] if len(args) > 1 else kwargs.get("params_seq")
+    return _begin(cursor, query, len(seq) if isinstance(seq, Sized) else None)
+
+
+def _write_done(acc: _access.Access, _stmt: Any, _cursor: Any, _result: Any) -> None:
+    _access.finish(acc, None)
+
+
+_exec, _exec_async = wrappers("psycopg", _execute_begin, _client_done, sqlstate)
+_server_exec, _server_exec_async = wrappers("psycopg", _execute_begin, _server_done, sqlstate)
+_executemany, _executemany_async = wrappers("psycopg", _many_begin, _write_done, sqlstate)
+
+
+def _fetch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if not _PENDING or id(instance) not in _PENDING:
+        return wrapped(*args, **kwargs)
+    t0 = perf_counter()
+    result = wrapped(*args, **kwargs)
+    _fetched(instance, result, perf_counter() - t0)
+    return result
+
+
+async def _fetch_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if not _PENDING or id(instance) not in _PENDING:
+        return await wrapped(*args, **kwargs)
+    t0 = perf_counter()
+    result = await wrapped(*args, **kwargs)
+    _fetched(instance, result, perf_counter() - t0)
+    return result
+
+
+def _next(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if not _PENDING or id(instance) not in _PENDING:
+        return wrapped(*args, **kwargs)
+    t0 = perf_counter()
+    try:
+        row = wrapped(*args, **kwargs)
+    except StopIteration:
+        _fetched(instance, None, perf_counter() - t0)
+        raise
+    _fetched(instance, row, perf_counter() - t0)
+    return row
+
+
+async def _anext(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if not _PENDING or id(instance) not in _PENDING:
+        return await wrapped(*args, **kwargs)
+    t0 = perf_counter()
+    try:
+        row = await wrapped(*args, **kwargs)
+    except StopAsyncIteration:
+        _fetched(instance, None, perf_counter() - t0)
+        raise
+    _fetched(instance, row, perf_counter() - t0)
+    return row
+
+
+def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if _PENDING:
+        _flush(instance)
+    return wrapped(*args, **kwargs)
+
+
+async def _close_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if _PENDING:
+        _flush(instance)
+    return await wrapped(*args, **kwargs)
+
+
+def _copy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    started = None
+    try:
+        started = _begin(instance, args[0] if args else kwargs.get("statement"))
+    except Exception as fault:
+        _access.report_fault("psycopg", fault)
+    inner = wrapped(*args, **kwargs)
+    return inner if started is None else CopyBlock(inner, started[0])
+
+
+_FETCHES = ("fetchone", "fetchmany", "fetchall")
+_TARGETS = (
+    ("psycopg", "Cursor.execute", _exec),
+    ("psycopg", "Cursor.executemany", _executemany),
+    ("psycopg", "Cursor.copy", _copy),
+    ("psycopg", "Cursor.close", _close),
+    *(("psycopg", f"Cursor.{name}", _fetch) for name in _FETCHES),
+    ("psycopg", "ServerCursor.execute", _server_exec),
+    ("psycopg", "ServerCursor.close", _close),
+    ("psycopg", "ServerCursor.__next__", _next),
+    *(("psycopg", f"ServerCursor.{name}", _fetch) for name in _FETCHES),
+    ("psycopg", "AsyncCursor.execute", _exec_async),
+    ("psycopg", "AsyncCursor.executemany", _executemany_async),
+    ("psycopg", "AsyncCursor.copy", _copy),
+    ("psycopg", "AsyncCursor.close", _close_async),
+    *(("psycopg", f"AsyncCursor.{name}", _fetch_async) for name in _FETCHES),
+    ("psycopg", "AsyncServerCursor.execute", _server_exec_async),
+    ("psycopg", "AsyncServerCursor.close", _close_async),
+    ("psycopg", "AsyncServerCursor.__anext__", _anext),
+    *(("psycopg", f"AsyncServerCursor.{name}", _fetch_async) for name in _FETCHES),
+)
+
+
+class PsycopgInstrumentor(TierInstrumentor):
+    """Instruments psycopg 3 (sync, async, pools, server cursors) for tiertrace.
+
+    ``instrument()`` covers every connection; ``instrument_client(conn_or_pool, tier=...)``
+    binds one connection, or every connection a ``psycopg_pool`` pool hands out.
+    """
+
+    system = "postgresql"
+    dependency = "psycopg >= 3.1"
+    targets = _TARGETS
+    switch = _SWITCH
+    patches = _PATCHES
+
+    def before_unpatch(self) -> None:
+        flush_all()

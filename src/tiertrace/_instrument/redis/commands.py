@@ -1,0 +1,101 @@
+"""Redis commands: which are accesses, which are reads, and when a read is a hit.
+
+See `tiertrace._instrument.redis.instrumentor` for the rules in words. Housekeeping commands (connection set-up, server
+administration, pub/sub, transactions' own MULTI/EXEC/WATCH, FLUSHDB …) are not accesses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from tiertrace._core.recorder import Access
+
+IGNORE, SCALAR, COLLECTION, EXISTS, MULTIKEY, WRITE = range(6)
+
+IGNORED = frozenset(
+    """PING AUTH HELLO SELECT CLIENT INFO CONFIG COMMAND ECHO QUIT RESET READONLY READWRITE
+    WATCH UNWATCH MULTI EXEC DISCARD CLUSTER SCRIPT FUNCTION MEMORY SLOWLOG LATENCY MONITOR
+    DEBUG FLUSHDB FLUSHALL DBSIZE TIME LASTSAVE SAVE BGSAVE BGREWRITEAOF SHUTDOWN ROLE ACL
+    SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBSUB MODULE
+    WAIT WAITAOF SWAPDB REPLICAOF SLAVEOF FAILOVER LOLWUT""".split()
+)
+KINDS = {
+    **dict.fromkeys(
+        """GET GETEX GETDEL HGET LINDEX JSON.GET ZSCORE ZRANK ZREVRANK LPOS HRANDFIELD
+        SRANDMEMBER RANDOMKEY ZRANDMEMBER""".split(),
+        SCALAR,
+    ),
+    **dict.fromkeys(
+        """HGETALL SMEMBERS LRANGE ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX
+        ZREVRANGEBYLEX XRANGE XREVRANGE XREAD XREADGROUP KEYS SCAN HSCAN SSCAN ZSCAN HKEYS
+        HVALS SINTER SUNION SDIFF GETRANGE SORT FT.SEARCH""".split(),
+        COLLECTION,
+    ),
+    **dict.fromkeys("EXISTS SISMEMBER HEXISTS".split(), EXISTS),
+    **dict.fromkeys("MGET HMGET JSON.MGET".split(), MULTIKEY),
+}
+KEYLESS = frozenset("SCAN XREAD XREADGROUP RANDOMKEY".split())
+SCANS = frozenset("SCAN HSCAN SSCAN ZSCAN".split())
+_SPECS: dict[Any, tuple[str, int]] = {}
+
+
+def spec(name: Any) -> tuple[str, int]:
+    spec = _SPECS.get(name)
+    if spec is None:
+        text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        op = text.upper()
+        kind = IGNORE if op.split(" ", 1)[0] in IGNORED else KINDS.get(op, WRITE)
+        spec = (op, kind)
+        if len(_SPECS) < 1024:
+            _SPECS[name] = spec
+    return spec
+
+
+def hit(acc: Access, kind: int, op: str, reply: Any) -> bool | None:
+    if kind == SCALAR:
+        return reply is not None
+    if kind == COLLECTION:
+        if reply is None:
+            return False
+        if op in SCANS and isinstance(reply, (tuple, list)) and len(reply) == 2:
+            reply = reply[1]
+        try:
+            return len(reply) > 0
+        except TypeError:
+            return True
+    if kind == EXISTS:
+        return bool(reply) and reply > 0
+    if kind == MULTIKEY:
+        if not isinstance(reply, Sequence):
+            return reply is not None
+        found = sum(1 for item in reply if item is not None)
+        acc.keys_requested = len(reply)
+        acc.keys_hit = found
+        return found == len(reply)
+    return None
+
+
+_SCRIPTS = frozenset("EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO".split())
+_PIPELINE_ERROR = re.compile(r"caused error: ([A-Z]+)\b")
+
+
+def first_key(op: str, args: tuple[Any, ...]) -> Any:
+    """The first key a command touches, or None (scripts: the first of their KEYS)."""
+    if op in _SCRIPTS:  # EVAL script numkeys key [key ...] arg [arg ...]
+        try:
+            return args[3] if len(args) > 3 and int(args[2]) > 0 else None
+        except (TypeError, ValueError):
+            return None
+    return args[1] if len(args) > 1 and op not in KEYLESS else None
+
+
+def status(exc: BaseException) -> str | None:
+    """The Redis error prefix (``WRONGTYPE``, ``ERR`` …), also inside a pipeline's error."""
+    text = str(exc)
+    word = text.split(" ", 1)[0] if text else ""
+    if word.isupper() and word.isalpha():
+        return word
+    found = _PIPELINE_ERROR.search(text)
+    return found.group(1) if found else None

@@ -1,0 +1,179 @@
+"""Redis (L1 by default): redis-py sync and asyncio clients, pools, pipelines, cluster.
+
+Every command on an instrumented client is one access, except connection set-up and
+housekeeping (PING, AUTH, HELLO, SELECT, CLIENT, INFO, CONFIG, COMMAND, WATCH, FLUSHDB, pub/sub
+and the like). A pipeline or transaction is one access named ``PIPELINE`` or ``MULTI`` with
+``db.operation.batch.size``; its hit is "every read in it hit", and it has no hit attribute
+when it holds no read. An empty pipeline is not an access.
+
+Hit rules (a read is a hit when it found data):
+
+* GET, GETEX, GETDEL, HGET, LINDEX, JSON.GET, ZSCORE …: the reply is not None;
+* HGETALL, SMEMBERS, LRANGE, ZRANGE, XRANGE, KEYS, SCAN … (collection reads): non-empty;
+* EXISTS, SISMEMBER, HEXISTS: the reply is > 0;
+* MGET, HMGET: every key found; the span carries ``tiertrace.keys.requested`` and
+  ``tiertrace.keys.hit``.
+
+Every other command (SET, DEL, EXPIRE, INCR …) is a write: timed and charged, no hit.
+
+Keys never appear raw unless ``capture_keys="raw"``: ``user:42:profile`` becomes
+``user:{id}:profile`` in the span name; values are never captured. A Redis error reply sets
+``db.response.status_code`` to its prefix (``WRONGTYPE``, ``ERR`` …).
+
+Example (after ``tiertrace.init()``)::
+
+    import redis
+    r = redis.Redis()
+    r.get("user:42:profile")  # span "GET user:{id}:profile", tiertrace.hit=false on a miss
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from tiertrace._core import recorder as _access
+from tiertrace._core.binding import ATTR, Switch, tier_of
+from tiertrace._core.patching import Patches
+from tiertrace._core.sanitize.keys import MAX_KEY_CHARS, capture_key, key_hash, key_template
+from tiertrace._instrument.base import TierInstrumentor, wrappers
+from tiertrace._instrument.redis import commands as cmds
+from tiertrace._instrument.redis.commands import IGNORE, WRITE
+
+_SWITCH = Switch()
+_PATCHES = Patches()
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return str(key)
+
+
+def _tier(instance: Any, key: str | None) -> Any:
+    bound = getattr(getattr(instance, "connection_pool", instance), ATTR, None)
+    return tier_of(bound, _SWITCH, "redis", () if key is None else (key,))
+
+
+def _begin(
+    instance: Any, op: str, key: Any, read: bool, batch: int | None = None
+) -> _access.Access | None:
+    text = None if key is None else _key_text(key)
+    tier = _tier(instance, text)
+    if tier is None:
+        return None
+    template = key_template(text) if text is not None else ""
+    mode = _access.STATE.capture_keys
+    target = template if mode == "template" or key is None else (capture_key(key, mode) or "")
+    acc = _access.start(tier, op, target, SpanKind.CLIENT)
+    # the exact key is held in memory only (advisor); a huge one is kept as its hash
+    acc.key = text if text is None or len(text) <= MAX_KEY_CHARS else key_hash(key)
+    acc.pattern = template
+    acc.read = read
+    if acc.recording:
+        _span_details(acc, instance, batch)
+    return acc
+
+
+def _span_details(acc: _access.Access, instance: Any, batch: int | None) -> None:
+    pool = getattr(instance, "connection_pool", None)
+    attrs = getattr(pool, "_tiertrace_server", None)
+    if attrs is None:  # built once per connection pool
+        kwargs = getattr(pool, "connection_kwargs", None) or {}
+        attrs = {"db.namespace": str(kwargs.get("db", 0))}
+        if "host" in kwargs:
+            attrs["server.address"] = kwargs["host"]
+            attrs["server.port"] = kwargs.get("port", 6379)
+        elif "path" in kwargs:
+            attrs["server.address"] = kwargs["path"]
+        with contextlib.suppress(AttributeError, TypeError):
+            pool._tiertrace_server = attrs  # type: ignore[union-attr]
+    acc.span.set_attributes(attrs)
+    if batch is not None:
+        acc.span.set_attribute("db.operation.batch.size", batch)
+
+
+def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
+    if not args or not _access.active():
+        return None
+    op, kind = cmds.spec(args[0])
+    if kind == IGNORE:
+        return None
+    acc = _begin(instance, op, cmds.first_key(op, args), kind != WRITE)
+    return None if acc is None else (acc, (op, kind))
+
+
+def _command_done(acc: _access.Access, spec: tuple[str, int], _inst: Any, reply: Any) -> None:
+    _access.finish(acc, cmds.hit(acc, spec[1], spec[0], reply))
+
+
+def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
+    stack = getattr(instance, "command_stack", None)
+    if not stack or not _access.active():
+        return None  # an empty pipeline is not an access
+    specs: list[tuple[str, int]] = []
+    key = None
+    for entry in stack:
+        args: tuple[Any, ...] = entry[0] if isinstance(entry, tuple) else entry.args
+        op, kind = cmds.spec(args[0]) if args else ("", IGNORE)
+        specs.append((op, kind))
+        if key is None and kind != IGNORE:
+            key = cmds.first_key(op, args)
+    transaction = getattr(instance, "transaction", False) or getattr(
+        instance, "explicit_transaction", False
+    )
+    read = any(kind not in (IGNORE, WRITE) for _op, kind in specs)
+    acc = _begin(instance, "MULTI" if transaction else "PIPELINE", key, read, len(stack))
+    return None if acc is None else (acc, specs)
+
+
+def _pipeline_done(acc: _access.Access, specs: Any, _inst: Any, replies: Any) -> None:
+    hit: bool | None = None
+    for (op, kind), reply in zip(specs, replies, strict=False):
+        if kind in (IGNORE, WRITE):
+            continue
+        one = False if isinstance(reply, Exception) else cmds.hit(acc, kind, op, reply)
+        hit = bool(one) if hit is None else hit and bool(one)
+    acc.keys_requested = acc.keys_hit = None
+    _access.finish(acc, hit)
+
+
+_execute_command, _execute_command_async = wrappers(
+    "redis", _command_begin, _command_done, cmds.status
+)
+_pipeline_execute, _pipeline_execute_async = wrappers(
+    "redis", _pipeline_begin, _pipeline_done, cmds.status
+)
+
+
+_TARGETS = (
+    ("redis.client", "Redis.execute_command", _execute_command),
+    ("redis.client", "Pipeline.execute", _pipeline_execute),
+    ("redis.asyncio.client", "Redis.execute_command", _execute_command_async),
+    ("redis.asyncio.client", "Pipeline.execute", _pipeline_execute_async),
+    ("redis.cluster", "RedisCluster.execute_command", _execute_command),
+    ("redis.cluster", "ClusterPipeline.execute", _pipeline_execute),
+    ("redis.asyncio.cluster", "RedisCluster.execute_command", _execute_command_async),
+    ("redis.asyncio.cluster", "ClusterPipeline.execute", _pipeline_execute_async),
+)
+
+
+class RedisInstrumentor(TierInstrumentor):
+    """Instruments redis-py (sync, asyncio, cluster) for tiertrace.
+
+    ``instrument()`` covers every client; ``instrument_client(client, tier=...)`` binds one
+    client (and its pipelines, which share its connection pool) to a tier.
+    """
+
+    system = "redis"
+    dependency = "redis >= 4.0"
+    targets = _TARGETS
+    switch = _SWITCH
+    patches = _PATCHES
+
+    def holder(self, client: Any) -> Any:
+        return getattr(client, "connection_pool", client)

@@ -1,0 +1,66 @@
+"""``track_agent``: make an agent's memory methods explicit lookups carrying its id.
+
+::
+
+    class Agent:
+        def recall(self, question: str) -> str: ...
+        async def remember(self, fact: str) -> None: ...
+
+    agent = Agent()
+    undo = tiertrace.track_agent(agent, methods=("recall", "remember"), agent_id="planner")
+    agent.recall("what did alice order?")   # one lookup, gen_ai.agent.id="planner"
+    undo()                                   # the methods are the originals again
+
+Each call of a tracked method runs inside ``tiertrace.lookup(query_type=<method name>,
+agent_id=...)``; sync and ``async def`` methods are both handled. Only the given object is
+changed (instance attributes), never its class.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tiertrace._core.errors import ConfigError
+from tiertrace._lookups.grouping import lookup
+
+
+def track_agent(
+    obj: Any, methods: Sequence[str] = ("recall", "remember", "search"), agent_id: str | None = None
+) -> Callable[[], None]:
+    """Wrap ``obj``'s ``methods`` in explicit lookups; returns a function that undoes it."""
+    wrapped: list[str] = []
+    for name in methods:
+        method = getattr(obj, name, None)
+        if method is None or not callable(method):
+            raise ConfigError(f"track_agent: {type(obj).__name__} has no method {name!r}")
+        setattr(obj, name, _wrap(method, name, agent_id))
+        wrapped.append(name)
+
+    def undo() -> None:
+        for name in wrapped:
+            if name in vars(obj):
+                delattr(obj, name)
+        wrapped.clear()
+
+    return undo
+
+
+def _wrap(method: Callable[..., Any], name: str, agent_id: str | None) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def async_call(*args: Any, **kwargs: Any) -> Any:
+            async with lookup(query_type=name, agent_id=agent_id):
+                return await method(*args, **kwargs)
+
+        return async_call
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with lookup(query_type=name, agent_id=agent_id):
+            return method(*args, **kwargs)
+
+    return call

@@ -1,0 +1,224 @@
+"""Closing a lookup: its span, its metric point and the ``memory_tier_access`` event.
+
+Every closed lookup (explicit or implicit) produces:
+
+* a span ``tiertrace.lookup`` (or ``lookup {query_type}``), kind INTERNAL, with
+  ``tiertrace.served_by``, ``tiertrace.served_by.level``, ``tiertrace.tiers_tried``,
+  ``tiertrace.cost``, ``tiertrace.cache_hit``, ``tiertrace.query_type``,
+  ``tiertrace.result_count``, and ``user.id`` / ``gen_ai.agent.id`` when given (never as
+  metric labels). An explicit lookup's span is the parent of its access spans; an implicit one
+  is built afterwards with the first access's start time and links to the access spans — only
+  when it holds more than one access: an implicit lookup of one access (an L1 hit, most of the
+  traffic) is fully described by that access's span, and a second span per cache hit would double
+  the tracing cost of the hot path. Its metric point and event are emitted all the same;
+* a point of ``tiertrace.lookup.duration`` labelled ``tiertrace.served_by``,
+  ``tiertrace.served_by.level``, ``tiertrace.cache_hit`` and ``tiertrace.query_type`` (the first
+  50 query types, then ``_other``);
+* the event ``memory_tier_access``: a span event on the lookup span, an OpenTelemetry log record
+  with that event name, and a call of every listener registered with `tiertrace.on_access`::
+
+      def show(event: dict) -> None:
+          p = event["payload"]
+          print(p["tier_accessed"], p["total_latency_ms"], p["cost_usd"])
+
+      unsubscribe = tiertrace.on_access(show)
+      ...
+      unsubscribe()
+
+  The body is ``{"event_type": "memory_tier_access", "payload": {"tier_accessed",
+  "tier_latencies": {tier: {"latency_ms", "hit"}}, "access_chain": [{"tier", "level",
+  "operation", "latency_ms", "hit", "cost", "error"}], "total_latency_ms", "cache_hit",
+  "query_type", "result_count", "cost_usd"}}``. A listener that raises is logged and counted in
+  ``tiertrace.self.errors``; the lookup is not affected. The payload is built only when someone
+  listens (a recording span, an enabled logger, or a listener).
+
+  An implicit lookup of a single access (an L1 hit, or a lone read) emits no log record either:
+  at one record per cache hit the logs pipeline would cost more than the cache read itself, and
+  the access span and the two metric points already say everything about it. Listeners still
+  get it; ``single_access_events=True`` logs these too.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.trace import Link, SpanKind
+
+from tiertrace._core import recorder as _access
+from tiertrace._lookups.grouping import Lookup
+
+EVENT = "memory_tier_access"
+MAX_QUERY_TYPES = 50
+Listener = Callable[[dict[str, Any]], None]
+
+
+class Emitter:
+    """Turns closed lookups into telemetry and feeds stats and the advisor."""
+
+    def __init__(
+        self, telemetry: Any, stats: Any, advisor: Any, single_events: bool = False
+    ) -> None:
+        self.telemetry = telemetry
+        self.stats = stats
+        self.advisor = advisor
+        self.listeners: list[Listener] = []
+        self.query_types: set[str] = set()
+        self.attr_sets: dict[tuple[str, int, str | None], dict[str, Any]] = {}
+        self.single_events = single_events
+        self.lock = threading.Lock()
+
+    def log_enabled(self) -> bool:
+        logger = self.telemetry.logger
+        return bool(logger.enabled(event_name=EVENT)) if hasattr(logger, "enabled") else True
+
+    def subscribe(self, callback: Listener) -> Callable[[], None]:
+        with self.lock:
+            self.listeners = [*self.listeners, callback]
+
+        def unsubscribe() -> None:
+            with self.lock:
+                self.listeners = [c for c in self.listeners if c is not callback]
+
+        return unsubscribe
+
+    def _query_type(self, value: str | None) -> str | None:
+        if value is None or value in self.query_types:
+            return value
+        with self.lock:
+            if len(self.query_types) < MAX_QUERY_TYPES:
+                self.query_types.add(value)
+                return value
+        return "_other"
+
+    def close(self, lk: Lookup) -> None:
+        try:
+            self._close(lk)
+        except Exception as fault:
+            _access.report_fault("lookup", fault)
+
+    def _close(self, lk: Lookup) -> None:
+        tel = self.telemetry
+        served = lk.served
+        served_by = served.tier.name if served is not None else "none"
+        level = served.level if served is not None else 0
+        cache_hit = level == 1
+        seconds = max(lk.t_end - lk.t0, 0.0)
+        cost = lk.cost
+        query_type = self._query_type(lk.query_type)
+        attrs = self.attr_sets.get((served_by, level, query_type))
+        if attrs is None:
+            attrs = {
+                "tiertrace.served_by": served_by,
+                "tiertrace.served_by.level": level,
+                "tiertrace.cache_hit": cache_hit,
+            }
+            if query_type is not None:
+                attrs["tiertrace.query_type"] = query_type
+            self.attr_sets[(served_by, level, query_type)] = attrs  # bounded: tiers × 51 types
+        tel.lookup_duration.record(seconds, attrs)
+        self.stats.observe_lookup(served_by, level, seconds, cost)
+        if self.advisor is not None and lk.pattern is not None:
+            pattern = lk.pattern
+            self.advisor.observe_lookup(pattern, lk.key, served_by, level, seconds, cost)
+        span = lk.span
+        if span is None and len(lk.accesses) > 1 and tel.tracer is not None:
+            links = [Link(a.span.get_span_context()) for a in lk.accesses if a.recording]
+            span = tel.tracer.start_span(
+                "tiertrace.lookup", kind=SpanKind.INTERNAL, start_time=lk.start_ns, links=links
+            )
+        recording = span is not None and span.is_recording()
+        listeners = self.listeners
+        log = (self.single_events or lk.explicit or lk.count > 1) and self.log_enabled()
+        if not (recording or listeners or log):
+            if span is not None:
+                span.end()
+            return
+        body = payload(lk, served_by, seconds, cost, query_type, cache_hit)
+        if recording:
+            tried = list(dict.fromkeys(a.tier.name for a in lk.accesses))
+            span.set_attributes(
+                {
+                    **attrs,
+                    "tiertrace.tiers_tried": tried,
+                    "tiertrace.cost": cost,
+                    **(
+                        {"tiertrace.result_count": lk.result_count}
+                        if lk.result_count is not None
+                        else {}
+                    ),
+                    **({"user.id": lk.user_id} if lk.user_id else {}),
+                    **({"gen_ai.agent.id": lk.agent_id} if lk.agent_id else {}),
+                }
+            )
+            p = body["payload"]
+            span.add_event(
+                EVENT,
+                {
+                    "tier_accessed": served_by,
+                    "total_latency_ms": p["total_latency_ms"],
+                    "cache_hit": cache_hit,
+                    "cost_usd": cost,
+                    "access_chain": json.dumps(p["access_chain"]),
+                    "tier_latencies": json.dumps(p["tier_latencies"]),
+                    **({"query_type": query_type} if query_type else {}),
+                    **({"result_count": lk.result_count} if lk.result_count is not None else {}),
+                },
+            )
+        if span is not None:
+            span.end(end_time=lk.start_ns + int(seconds * 1e9) if not lk.explicit else None)
+        if log:
+            tel.logger.emit(event_name=EVENT, body=_clean(body), attributes={"event.name": EVENT})
+        for callback in listeners:
+            try:
+                callback(body)
+            except Exception as fault:
+                _access.report_fault("listener", fault)
+
+
+def payload(
+    lk: Lookup, served_by: str, seconds: float, cost: float, query_type: str | None, cache_hit: bool
+) -> dict[str, Any]:
+    chain = []
+    latencies: dict[str, dict[str, Any]] = {}
+    for a in lk.accesses:
+        ms = a.duration_s * 1000
+        chain.append(
+            {
+                "tier": a.tier.name,
+                "level": a.level,
+                "operation": a.op,
+                "latency_ms": ms,
+                "hit": a.hit,
+                "cost": a.cost,
+                "error": a.error_type,
+            }
+        )
+        entry = latencies.setdefault(a.tier.name, {"latency_ms": 0.0, "hit": None})
+        entry["latency_ms"] += ms
+        if a.hit is not None:
+            entry["hit"] = bool(entry["hit"]) or a.hit
+    return {
+        "event_type": EVENT,
+        "payload": {
+            "tier_accessed": served_by,
+            "tier_latencies": latencies,
+            "access_chain": chain,
+            "total_latency_ms": seconds * 1000,
+            "cache_hit": cache_hit,
+            "query_type": query_type,
+            "result_count": lk.result_count,
+            "cost_usd": cost,
+        },
+    }
+
+
+def _clean(value: Any) -> Any:
+    """Log bodies may not hold None: drop None values from maps."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value

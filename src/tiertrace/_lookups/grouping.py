@@ -1,0 +1,286 @@
+"""Lookups: the tier accesses made to answer one query, grouped into one unit.
+
+A lookup answers the questions single accesses cannot: which tier *served* the query
+(``served_by``: the tier of the first read in the chain that hit, or ``none``), how long the
+whole fall-through took, and what it cost.
+
+Explicit lookups — every access inside belongs to the lookup; contextvars keep threads and
+asyncio tasks apart, and a nested ``lookup`` joins the outer one::
+
+    import tiertrace
+
+    with tiertrace.lookup(query_type="profile", user_id="u-42", agent_id="planner"):
+        value = r.get("user:42:profile")
+        if value is None:
+            value = conn.execute("SELECT body FROM profiles WHERE id = %s", (42,)).fetchone()
+            r.set("user:42:profile", value[0], ex=300)   # a fill: part of the same lookup
+
+    @tiertrace.lookup(query_type="recall")          # also for ``async def``
+    async def recall(question: str) -> list[str]: ...
+
+Implicit lookups (on by default; ``implicit_lookups=False`` turns them off) group the accesses of
+code that does its own cache-aside and only called ``init()``. Per thread or asyncio task:
+
+* a read at level 1 starts a lookup (closing any pending one); a level-1 hit ends it at once;
+* after a miss the lookup stays pending and reads at deeper levels join it until one hits;
+  after that hit only writes (fills) join;
+* a read at the same or a shallower level than the previous read, or the window
+  (``implicit_window_s``, default 1 s) passing, closes it;
+* a read at a deeper level with nothing pending starts its own lookup (a bypass);
+* writes join the pending lookup as fills and never start one.
+
+A lookup keeps the first 64 accesses of its chain for its span links and event (a bulk write
+after a miss can add thousands of fills); its cost and duration count every access.
+
+Pending lookups are closed on the next access of their thread or task, on metric collection once
+their window has passed, by `tiertrace.flush()` and at shutdown — none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from time import monotonic, perf_counter, time_ns
+from types import TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from tiertrace._core import recorder as _access
+from tiertrace._core.recorder import Access
+
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_CHAIN = 64  # accesses kept per lookup for its span links and event; the rest are counted
+
+
+class Lookup:
+    """One lookup in progress or closed; the chain of its accesses in order."""
+
+    __slots__ = (
+        "accesses",
+        "agent_id",
+        "cost",
+        "count",
+        "explicit",
+        "key",
+        "last_read_level",
+        "opened",
+        "pattern",
+        "query_type",
+        "result_count",
+        "served",
+        "span",
+        "start_ns",
+        "t0",
+        "t_end",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        explicit: bool,
+        query_type: str | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        first: Access | None = None,
+    ) -> None:
+        self.explicit = explicit
+        self.query_type = query_type
+        self.user_id = user_id
+        self.agent_id = agent_id
+        self.accesses: list[Access] = []  # the chain, first MAX_CHAIN accesses
+        self.count = 0  # accesses in the lookup, also those past MAX_CHAIN
+        self.cost = 0.0
+        self.served: Access | None = None
+        self.last_read_level = 0
+        self.result_count: int | None = None
+        self.pattern: str | None = None
+        self.key: str | None = None
+        self.span: Any = None
+        self.opened = monotonic()
+        now = perf_counter()
+        self.start_ns = time_ns()
+        if first is None:  # explicit: starts now
+            self.t0 = self.t_end = now
+        else:  # implicit: starts when its first access started
+            self.t0 = first.t0
+            self.start_ns -= int((now - first.t0) * 1e9)
+            self.add(first)
+
+    def add(self, acc: Access) -> None:
+        if self.pattern is None:
+            self.pattern, self.key = acc.pattern, acc.key
+        self.count += 1
+        self.cost += acc.cost
+        if len(self.accesses) < MAX_CHAIN:
+            self.accesses.append(acc)
+        self.t_end = acc.t0 + acc.duration_s
+        if acc.read:
+            self.last_read_level = acc.level
+            if acc.hit and self.served is None:
+                self.served = acc
+
+
+_CURRENT: ContextVar[Lookup | None] = ContextVar("tiertrace_lookup", default=None)
+
+
+class Grouper:
+    """Routes each finished access to its lookup and closes lookups (the access sink)."""
+
+    def __init__(
+        self,
+        close: Callable[[Lookup], None],
+        implicit: bool,
+        window_s: float,
+        observe: Callable[[Access], None],
+    ) -> None:
+        self.close = close
+        self.implicit = implicit
+        self.window_s = window_s
+        self.observe = observe
+        self.pending: dict[object, Lookup] = {}
+        self.lock = threading.Lock()
+
+    def on_access(self, acc: Access) -> None:
+        self.observe(acc)
+        explicit = _CURRENT.get()
+        if explicit is not None:
+            explicit.add(acc)
+            return
+        if not self.implicit:
+            return
+        key = _context_key()
+        if acc.hit and acc.level == 1 and acc.read and key not in self.pending:
+            self.close(Lookup(False, first=acc))  # the common case: an L1 hit, nothing pending
+            return
+        done: list[Lookup] = []
+        with self.lock:
+            lk = self.pending.get(key)
+            if lk is not None and (
+                monotonic() - lk.opened > self.window_s
+                or (acc.read and (lk.served is not None or acc.level <= lk.last_read_level))
+            ):
+                done.append(self.pending.pop(key))
+                lk = None
+            if lk is not None:
+                lk.add(acc)
+                if lk.served is not None and lk.served.level == 1:
+                    done.append(self.pending.pop(key))
+            elif acc.read:
+                lk = Lookup(False, first=acc)
+                if acc.hit and acc.level == 1:
+                    done.append(lk)
+                else:
+                    self.pending[key] = lk
+        for closed in done:
+            self.close(closed)
+
+    def flush(self, everything: bool = True) -> None:
+        """Close pending lookups: all of them, or only those whose window has passed."""
+        now = monotonic()
+        with self.lock:
+            keys = [
+                k for k, lk in self.pending.items() if everything or now - lk.opened > self.window_s
+            ]
+            done = [self.pending.pop(k) for k in keys]
+        for lk in done:
+            self.close(lk)
+
+
+def _context_key() -> object:
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        task = asyncio.current_task(loop)
+        if task is not None:
+            return task
+    return threading.get_ident()
+
+
+# -- explicit lookups ------------------------------------------------------------------------
+CLOSE: list[Callable[[Lookup], None]] = []  # set by init(): closes and emits a lookup
+
+
+class lookup:
+    """Group the accesses made inside into one lookup (context manager or decorator)."""
+
+    def __init__(
+        self, query_type: str | None = None, user_id: str | None = None, agent_id: str | None = None
+    ) -> None:
+        self.query_type = query_type
+        self.user_id = user_id
+        self.agent_id = agent_id
+        self._stack: list[tuple[Lookup | None, object, object]] = []
+
+    def __enter__(self) -> Lookup:
+        outer = _CURRENT.get()
+        if outer is not None:  # nested: join the outer lookup
+            self._stack.append((None, None, None))
+            return outer
+        lk = Lookup(True, self.query_type, self.user_id, self.agent_id)
+        ctx_token = None
+        st = _access.STATE
+        if st.enabled and st.tracer is not None:
+            name = f"lookup {self.query_type}" if self.query_type else "tiertrace.lookup"
+            lk.span = st.tracer.start_span(name, kind=SpanKind.INTERNAL)
+            ctx_token = otel_context.attach(trace.set_span_in_context(lk.span))
+        self._stack.append((lk, _CURRENT.set(lk), ctx_token))
+        return lk
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        lk, var_token, ctx_token = self._stack.pop()
+        if lk is None:
+            return
+        _CURRENT.reset(var_token)  # type: ignore[arg-type]
+        if ctx_token is not None:
+            otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        lk.t_end = perf_counter()
+        if CLOSE:
+            try:
+                CLOSE[0](lk)
+            except Exception as fault:
+                _access.report_fault("lookup", fault)
+
+    async def __aenter__(self) -> Lookup:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: F) -> F:
+        spec = (self.query_type, self.user_id, self.agent_id)
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with lookup(*spec):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lookup(*spec):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def current_lookup() -> Lookup | None:
+    """The explicit lookup of this context, if any."""
+    return _CURRENT.get()

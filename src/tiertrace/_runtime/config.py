@@ -1,0 +1,188 @@
+"""Configuration: keyword arguments first, ``TIERTRACE_*`` environment variables second.
+
+Every setting of `tiertrace.init()` can also come from the environment variable
+``TIERTRACE_<SETTING IN CAPITALS>``; a keyword argument wins over the variable. Exporters read the
+standard ``OTEL_*`` variables themselves (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``…_HEADERS``, TLS
+settings, ``OTEL_SERVICE_NAME`` …).
+
+* ``exporter`` — ``otlp`` (default), ``prometheus``, ``console`` or ``none``
+* ``prometheus_port`` / ``prometheus_host`` — ``9464`` / ``127.0.0.1``
+* ``capture_keys`` — how Redis keys appear: ``template`` (default), ``hash``, ``raw``, ``none``
+* ``capture_query_text`` — sanitized SQL in ``db.query.text`` (default true)
+* ``capture_error_messages`` — exception messages on failed access spans (default false: client
+  errors quote user data; spans carry the exception type, ``error.type`` and the status code)
+* ``implicit_lookups`` / ``implicit_window_s`` — implicit grouping (true / 1.0 s)
+* ``single_access_events`` — also log ``memory_tier_access`` for implicit lookups of one access
+  (false: they are most of the traffic; see `tiertrace._lookups.events`)
+* ``advisor``, ``advisor_window_s``, ``advisor_capacity``, ``advisor_min_accesses`` — the
+  optimization advisor (true, 3600 s, 10,000 keys, 10 reads)
+* ``stats_window`` — lookups in the rolling window of ``stats()`` (1,000)
+* ``target_cache_effectiveness``, ``target_lookup_latency_ms``, ``target_l1_hit_rate`` — the
+  performance targets (0.70, 50 ms, 0.40)
+* ``semconv_metrics`` — also record ``db.client.operation.duration`` (false)
+* ``instrument`` — which client libraries to instrument (every installed one of
+  ``redis,psycopg,chroma``; the variable takes a comma-separated list)
+
+Example: ``TIERTRACE_EXPORTER=prometheus TIERTRACE_PROMETHEUS_PORT=9500 python app.py``.
+
+``tiers`` (a list of `tiertrace.Tier`) and the ``tracer_provider`` / ``meter_provider`` /
+``logger_provider`` objects are keyword-only. A malformed value raises `tiertrace.ConfigError`
+naming the setting, the variable it came from and what to write instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tiertrace._core.errors import ConfigError
+from tiertrace._core.tiers import DEFAULT_TIERS, Tier, validate_tiers
+
+EXPORTERS = ("otlp", "prometheus", "console", "none")
+CAPTURE_KEYS = ("template", "hash", "raw", "none")
+CLIENTS = ("redis", "psycopg", "chroma")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one `tiertrace.init()`."""
+
+    exporter: str = "otlp"
+    prometheus_port: int = 9464
+    prometheus_host: str = "127.0.0.1"
+    capture_keys: str = "template"
+    capture_query_text: bool = True
+    capture_error_messages: bool = False
+    implicit_lookups: bool = True
+    implicit_window_s: float = 1.0
+    single_access_events: bool = False
+    advisor: bool = True
+    advisor_window_s: float = 3600.0
+    advisor_capacity: int = 10_000
+    advisor_min_accesses: int = 10
+    stats_window: int = 1000
+    target_cache_effectiveness: float = 0.70
+    target_lookup_latency_ms: float = 50.0
+    target_l1_hit_rate: float = 0.40
+    semconv_metrics: bool = False
+    instrument: tuple[str, ...] = CLIENTS
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
+    tracer_provider: Any = None
+    meter_provider: Any = None
+    logger_provider: Any = None
+
+
+_OBJECTS = ("tiers", "tracer_provider", "meter_provider", "logger_provider")
+_PROVIDER_METHOD = {
+    "tracer_provider": "get_tracer",
+    "meter_provider": "get_meter",
+    "logger_provider": "get_logger",
+}
+
+
+_BOOLS = {f.name for f in fields(Settings) if f.type == "bool"}
+_NUMBERS = {f.name for f in fields(Settings) if f.type in ("int", "float")}
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _clients(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "bool": _bool,
+    "int": int,
+    "float": float,
+    "str": str.strip,
+    "tuple[str, ...]": _clients,
+}
+
+
+def _check(name: str, value: Any, origin: str) -> Any:
+    """Validate one value; ``origin`` says where it came from, for the message."""
+
+    def bad(fix: str) -> ConfigError:
+        return ConfigError(f"{origin}: {name}={value!r} is invalid; {fix}")
+
+    if name in _BOOLS and not isinstance(value, bool):
+        raise bad("use True or False")
+    if name in _NUMBERS and isinstance(value, bool):
+        raise bad("use a number, not True/False")
+    if name == "exporter" and value not in EXPORTERS:
+        raise bad(f"use one of {', '.join(map(repr, EXPORTERS))}")
+    if name == "capture_keys" and value not in CAPTURE_KEYS:
+        raise bad(f"use one of {', '.join(map(repr, CAPTURE_KEYS))}")
+    if name == "prometheus_port" and not (isinstance(value, int) and 0 <= value <= 65535):
+        raise bad("use a TCP port number between 0 and 65535")
+    if name == "instrument":
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise bad(f"use a list of client names from {CLIENTS}")
+        unknown = [v for v in value if v not in CLIENTS]
+        if unknown:
+            raise bad(f"unknown client(s) {unknown}; use names from {CLIENTS}")
+        return tuple(value)
+    if name in ("implicit_window_s", "advisor_window_s", "target_lookup_latency_ms") and not (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ):
+        raise bad("use a number > 0")
+    if name in ("advisor_capacity", "stats_window", "advisor_min_accesses") and not (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    ):
+        raise bad("use a whole number >= 1")
+    if (
+        name.startswith("target_")
+        and name != "target_lookup_latency_ms"
+        and not (isinstance(value, (int, float)) and 0 <= value <= 1)
+    ):
+        raise bad("use a ratio between 0 and 1")
+    return value
+
+
+def resolve(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge keyword arguments and ``TIERTRACE_*`` variables into `Settings`."""
+    env = os.environ if environ is None else environ
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"init(): unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(known)}"
+        )
+    values: dict[str, Any] = {}
+    for name, fld in known.items():
+        if name in kwargs:
+            value = kwargs[name]
+            if value is None and name not in _OBJECTS:
+                continue
+            values[name] = value if name in _OBJECTS else _check(name, value, "init()")
+            continue
+        var = f"TIERTRACE_{name.upper()}"
+        if name in _OBJECTS or var not in env:
+            continue
+        parser = _PARSERS[str(fld.type)]
+        try:
+            parsed = parser(env[var])
+        except ValueError:
+            kind = str(fld.type).replace("tuple[str, ...]", "comma-separated list")
+            raise ConfigError(
+                f"environment: {var}={env[var]!r} is not a valid {kind}; fix or unset it"
+            ) from None
+        values[name] = _check(name, parsed, f"environment {var}")
+    if "tiers" in values:
+        values["tiers"] = validate_tiers(values["tiers"])
+    for name, method in _PROVIDER_METHOD.items():
+        if values.get(name) is not None and not callable(getattr(values[name], method, None)):
+            raise ConfigError(
+                f"init(): {name}={values[name]!r} is not an OpenTelemetry provider (it has no "
+                f"{method}()); pass an SDK provider or leave it out"
+            )
+    return Settings(**values)

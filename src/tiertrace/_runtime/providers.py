@@ -1,0 +1,306 @@
+"""Providers and instruments: where tiertrace's spans, metrics and events go.
+
+`tiertrace.init()` never replaces a provider your application configured:
+
+* ``tracer_provider`` / ``meter_provider`` / ``logger_provider`` passed to ``init()`` are used
+  as they are (tiertrace adds no processor or reader to them);
+* otherwise a configured global SDK provider is used as it is;
+* otherwise tiertrace creates one for the chosen ``exporter`` and installs it as the global
+  provider, so your other instrumentations share it. ``shutdown()`` shuts down only providers
+  tiertrace created.
+
+Exporters: ``otlp`` sends traces, metrics and the ``memory_tier_access`` log events over OTLP
+(``pip install tiertrace[otlp]``; endpoint, headers and TLS from the standard
+``OTEL_EXPORTER_OTLP_*`` variables); ``prometheus`` serves ``/metrics`` on
+``prometheus_host:prometheus_port`` (127.0.0.1:9464 by default; ``pip install
+tiertrace[prometheus]``) and records no spans unless you configured a tracer provider;
+``console`` prints everything; ``none`` exports nothing (``tiertrace.stats()`` still works).
+
+Instruments (names pinned by DESIGN §4): ``tiertrace.access.duration`` and
+``tiertrace.lookup.duration`` (histograms in seconds with buckets from 50 µs to 10 s),
+``tiertrace.cost.usd`` (observable counter fed by a local accumulator),
+``tiertrace.self.errors`` and, with ``semconv_metrics=True``, ``db.client.operation.duration``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import get_logger_provider, set_logger_provider
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from tiertrace._core.errors import ConfigError
+from tiertrace._runtime.config import Settings
+from tiertrace._version import __version__
+
+BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+SEMCONV_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+SCOPE = "tiertrace"
+
+
+_OURS: list[Any] = []  # global providers tiertrace installed (not the application's)
+
+
+def _is_sdk(provider: object, module: str) -> bool:
+    """Whether ``provider`` is an SDK provider the application configured."""
+    return type(provider).__module__.startswith(module) and not any(p is provider for p in _OURS)
+
+
+class Telemetry:
+    """The providers, tracer, meter, logger and instruments of one ``init()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.owned: list[Any] = []  # providers we created (shut down with us)
+        self._http: Any = None
+        try:
+            self.tracer_provider = self._tracer_provider(settings)
+            self.meter_provider = self._meter_provider(settings)
+            self.logger_provider = self._logger_provider(settings)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # the SDK rejects a standard OTEL_* setting
+            raise ConfigError(
+                f"the OpenTelemetry SDK rejected its configuration ({exc}); check the OTEL_* "
+                "environment variables (OTEL_BSP_*, OTEL_BLRP_*, OTEL_EXPORTER_OTLP_*, …)"
+            ) from None
+        # a provider that can never sample: no span at all (the SDK would still make one)
+        sampler = getattr(self.tracer_provider, "sampler", None)
+        never = sampler is not None and sampler.get_description() == "AlwaysOffSampler"
+        self.tracer = None if never else self.tracer_provider.get_tracer(SCOPE, __version__)
+        meter = self.meter_provider.get_meter(SCOPE, __version__)
+        self.meter = meter
+        self.logger = self.logger_provider.get_logger(SCOPE, __version__)
+        self.access_duration = meter.create_histogram(
+            "tiertrace.access.duration",
+            unit="s",
+            description="Duration of one access to a memory tier",
+            explicit_bucket_boundaries_advisory=BUCKETS,
+        )
+        self.lookup_duration = meter.create_histogram(
+            "tiertrace.lookup.duration",
+            unit="s",
+            description="Duration of one lookup: the whole fall-through across tiers",
+            explicit_bucket_boundaries_advisory=BUCKETS,
+        )
+        self.self_errors = meter.create_counter(
+            "tiertrace.self.errors",
+            unit="{error}",
+            description="Faults inside tiertrace that were caught; the application was unharmed",
+        )
+        self.semconv_duration = (
+            meter.create_histogram(
+                "db.client.operation.duration",
+                unit="s",
+                description="Duration of database client operations",
+                explicit_bucket_boundaries_advisory=SEMCONV_BUCKETS,
+            )
+            if settings.semconv_metrics
+            else None
+        )
+
+    # -- providers -------------------------------------------------------------------------
+    def _tracer_provider(self, s: Settings) -> Any:
+        if s.tracer_provider is not None:
+            return s.tracer_provider
+        current = trace.get_tracer_provider()
+        if _is_sdk(current, "opentelemetry.sdk") or s.exporter in ("prometheus", "none"):
+            return current
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider(shutdown_on_exit=False)
+        if s.exporter == "otlp":
+            exporter: Any = _otlp("trace_exporter", "OTLPSpanExporter")()
+        else:
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporter = ConsoleSpanExporter()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        return self._own(provider, trace.set_tracer_provider)
+
+    def _meter_provider(self, s: Settings) -> Any:
+        if s.meter_provider is not None:
+            return s.meter_provider
+        current = metrics.get_meter_provider()
+        if _is_sdk(current, "opentelemetry.sdk"):
+            return current
+        if s.exporter == "none":  # not the global proxy: it would hand our instruments on
+            return metrics.NoOpMeterProvider()
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        reader: Any
+        if s.exporter == "otlp":
+            reader = PeriodicExportingMetricReader(_otlp("metric_exporter", "OTLPMetricExporter")())
+        elif s.exporter == "console":
+            from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+            reader = PeriodicExportingMetricReader(ConsoleMetricExporter())
+        else:
+            reader = self._prometheus(s)
+        provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+        return self._own(provider, metrics.set_meter_provider)
+
+    def _logger_provider(self, s: Settings) -> Any:
+        if s.logger_provider is not None:
+            return s.logger_provider
+        current = get_logger_provider()
+        if _is_sdk(current, "opentelemetry.sdk") or s.exporter in ("prometheus", "none"):
+            return current
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+        provider = LoggerProvider(shutdown_on_exit=False)
+        if s.exporter == "otlp":
+            exporter: Any = _otlp("_log_exporter", "OTLPLogExporter")()
+        else:
+            from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+            exporter = ConsoleLogRecordExporter()
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        return self._own(provider, set_logger_provider)
+
+    def _prometheus(self, s: Settings) -> Any:
+        try:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import start_http_server
+        except ImportError:
+            raise ConfigError(
+                "exporter='prometheus' needs opentelemetry-exporter-prometheus; "
+                "pip install 'tiertrace[prometheus]'"
+            ) from None
+        try:
+            self._http = start_http_server(s.prometheus_port, addr=s.prometheus_host)
+        except OSError as exc:
+            raise ConfigError(
+                f"prometheus_port={s.prometheus_port} on {s.prometheus_host} cannot be served "
+                f"({exc.strerror or exc}); choose a free port (TIERTRACE_PROMETHEUS_PORT)"
+            ) from None
+        return PrometheusMetricReader()
+
+    def _own(self, provider: Any, set_global: Callable[[Any], None]) -> Any:
+        self.owned.append(provider)
+        _OURS.append(provider)
+        set_global(provider)  # the API keeps the first global provider; later ones are ours only
+        return provider
+
+    # -- observable instruments ------------------------------------------------------------
+    def observe(
+        self,
+        name: str,
+        kind: str,
+        unit: str,
+        description: str,
+        produce: Callable[[], Iterable[tuple[float, dict[str, Any]]]],
+    ) -> None:
+        """Register an observable counter or gauge whose points ``produce`` yields.
+
+        A meter keeps the first instrument of a name, so after ``shutdown()`` and a new
+        ``init()`` on the same provider the first callback stays: ``produce`` must therefore read
+        the *current* state, never state captured at registration.
+        """
+
+        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(value, attrs) for value, attrs in produce()]
+
+        if kind == "counter":
+            self.meter.create_observable_counter(name, [callback], unit, description)
+        else:
+            self.meter.create_observable_gauge(name, [callback], unit, description)
+
+    def flush(self, timeout_s: float) -> None:
+        """Force-flush every provider, all together, waiting at most ``timeout_s``."""
+        calls = [
+            p.force_flush
+            for p in (self.tracer_provider, self.meter_provider, self.logger_provider)
+            if hasattr(p, "force_flush") and not _pull_only(p)
+        ]
+        _bounded(calls, timeout_s)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Shut down the providers tiertrace created and flush the others, within ``timeout_s``.
+
+        A silent or dead collector would otherwise hold the caller for one export timeout per
+        queued batch; what is not exported by the deadline is dropped.
+        """
+        calls = []
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            if any(provider is p for p in self.owned):
+                calls.append(provider.shutdown)
+            elif hasattr(provider, "force_flush") and not _pull_only(provider):
+                calls.append(provider.force_flush)
+        _bounded(calls, timeout_s)
+        if self._http is not None:
+            server, thread = self._http
+            with contextlib.suppress(Exception):
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=2)
+        self._http = None
+
+
+def _pull_only(provider: Any) -> bool:
+    """A meter provider read by Prometheus only: a forced collection would be served twice."""
+    readers = getattr(provider, "_metric_readers", None) or ()
+    return bool(readers) and all(type(r).__name__ == "PrometheusMetricReader" for r in readers)
+
+
+def _bounded(calls: list[Callable[[], Any]], timeout_s: float) -> None:
+    """Run ``calls`` in daemon threads and wait for them together until ``timeout_s``."""
+
+    def quietly(call: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                call()
+
+        return run
+
+    threads = [threading.Thread(target=quietly(c), daemon=True) for c in calls]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout_s
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+
+
+def export_timeout_s() -> float:
+    """Twice the OTLP export timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s by default)."""
+    try:
+        return 2 * float(os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "10"))
+    except ValueError:
+        return 20.0
+
+
+def _otlp(module: str, name: str) -> Any:
+    try:
+        mod = __import__(f"opentelemetry.exporter.otlp.proto.http.{module}", fromlist=[name])
+    except ImportError:
+        raise ConfigError(
+            "exporter='otlp' needs opentelemetry-exporter-otlp; pip install 'tiertrace[otlp]' "
+            "or choose exporter='prometheus', 'console' or 'none'"
+        ) from None
+    return getattr(mod, name)
