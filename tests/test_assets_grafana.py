@@ -1,6 +1,7 @@
 """The shipped Grafana dashboards are valid, consistent and regenerated from one source.
 
-Checks without Grafana: the committed dashboards and rules equal what `tiertrace._contract.dashboards`
+Checks without Grafana: the committed dashboards and rules equal what
+`tiertrace._contract.dashboards`
 generates; every dashboard and rule expression parses and uses only the metric and label
 names of the telemetry contract; targets live in one place; the dashboards pass a lint and
 have the promised panels; the Grafana provisioning is wired.

@@ -6,7 +6,8 @@ Debian ``prometheus`` binary with the shipped config and the shipped rule file. 
 
 * every recording rule of the shipped rule file has data, and the data makes sense (ratios in
   [0, 1], per-tier latency rising with the level, cost > 0);
-* every query of both dashboards (built by `tiertrace._contract.dashboards`, with the Grafana variables
+* every query of both dashboards (built by `tiertrace._contract.dashboards`, with the Grafana
+variables
   resolved the way Grafana resolves them) runs and gives sensible values;
 * cache effectiveness in Prometheus equals the workload's own ``tiertrace.stats()`` over the
   same period;

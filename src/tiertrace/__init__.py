@@ -12,31 +12,31 @@ Quickstart::
 
 Every access to a tier becomes a span and a point of ``tiertrace.access.duration`` with tier,
 hit and cost; accesses made to answer one query are grouped into a lookup (which tier served
-it, how long the fall-through took, what it cost). See the module documentation of
-`tiertrace._core.tiers` (tiers and costs), `tiertrace._instrument.redis.instrumentor`, `tiertrace._instrument.psycopg.instrumentor`,
-`tiertrace._instrument.chroma.instrumentor` (what is recorded per client), `tiertrace._lookups.grouping` (lookups),
-`tiertrace._lookups.events` (lookup telemetry and ``on_access``), `tiertrace._runtime.stats` (``stats()``),
-`tiertrace._runtime.config` (settings and environment variables) and `tiertrace._runtime.providers`
-(providers and exporters).
+it, how long the fall-through took, what it cost). The documentation site describes tiers and
+costs, lookups, events, ``stats()``, the advisor, configuration and privacy.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from tiertrace import _runtime
+from tiertrace._advisor import SUGGESTION_FIELDS, Suggestion
 from tiertrace._core.errors import ConfigError
 from tiertrace._core.recorder import report_fault as _report_fault
 from tiertrace._core.tiers import DEFAULT_TIERS, Tier
-from tiertrace._instrument.psycopg.instrumentor import PsycopgInstrumentor
-from tiertrace._instrument.redis.instrumentor import RedisInstrumentor
 from tiertrace._lookups.agent import track_agent
 from tiertrace._lookups.grouping import lookup
 from tiertrace._memory.drivers import AsyncTieredMemory, TieredMemory
 from tiertrace._memory.planner import LookupMetrics
-from tiertrace._runtime.config import Settings
-from tiertrace._runtime.handle import Handle, handle, init, shutdown
+from tiertrace._runtime import Handle, Settings, handle, reset, shutdown
+from tiertrace._version import __version__
 
-from ._version import __version__
+if TYPE_CHECKING:
+    from tiertrace._instrument.chroma import ChromaInstrumentor, HashingEmbeddingFunction
+    from tiertrace._instrument.psycopg import PsycopgInstrumentor
+    from tiertrace._instrument.redis import RedisInstrumentor
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -49,6 +49,7 @@ __all__ = [
     "PsycopgInstrumentor",
     "RedisInstrumentor",
     "Settings",
+    "Suggestion",
     "Tier",
     "TieredMemory",
     "__version__",
@@ -57,18 +58,18 @@ __all__ = [
     "init",
     "lookup",
     "on_access",
+    "reset",
     "shutdown",
     "stats",
     "suggestions",
     "track_agent",
 ]
 
-_LAZY = {  # these import chromadb / numpy only when used
-    "ChromaInstrumentor": ("tiertrace._instrument.chroma.instrumentor", "ChromaInstrumentor"),
-    "HashingEmbeddingFunction": (
-        "tiertrace._instrument.chroma.embedding",
-        "HashingEmbeddingFunction",
-    ),
+_LAZY = {  # imported on first use: `import tiertrace` loads no client library
+    "ChromaInstrumentor": "tiertrace._instrument.chroma",
+    "HashingEmbeddingFunction": "tiertrace._instrument.chroma",
+    "PsycopgInstrumentor": "tiertrace._instrument.psycopg",
+    "RedisInstrumentor": "tiertrace._instrument.redis",
 }
 
 
@@ -76,20 +77,95 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tiertrace' has no attribute {name!r}")
 
 
+def init(
+    *,
+    exporter: str | None = None,
+    prometheus_port: int | None = None,
+    prometheus_host: str | None = None,
+    capture_keys: str | None = None,
+    capture_query_text: bool | None = None,
+    capture_error_messages: bool | None = None,
+    implicit_lookups: bool | None = None,
+    implicit_window_s: float | None = None,
+    single_access_events: bool | None = None,
+    advisor: bool | None = None,
+    advisor_window_s: float | None = None,
+    advisor_capacity: int | None = None,
+    advisor_min_accesses: int | None = None,
+    stats_window: int | None = None,
+    target_cache_effectiveness: float | None = None,
+    target_lookup_latency_ms: float | None = None,
+    target_l1_hit_rate: float | None = None,
+    semconv_metrics: bool | None = None,
+    instrument: Sequence[str] | None = None,
+    tiers: Sequence[Tier] | None = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    logger_provider: Any = None,
+) -> Handle:
+    """Turn tiertrace on for this process and return the live `Handle`.
+
+    Every argument left out (``None``) comes from the environment variable
+    ``TIERTRACE_<NAME IN CAPITALS>`` if set, else from its default. Exporters read the standard
+    ``OTEL_EXPORTER_OTLP_*`` variables themselves.
+
+    Args:
+        exporter: ``"otlp"`` (default), ``"prometheus"``, ``"console"`` or ``"none"``.
+        prometheus_port: port of the ``/metrics`` endpoint of ``exporter="prometheus"`` (9464).
+        prometheus_host: address it binds (``127.0.0.1``; ``0.0.0.0`` exposes it).
+        capture_keys: how Redis keys appear: ``"template"`` (default, ``user:{id}:profile``),
+            ``"hash"``, ``"raw"`` or ``"none"``.
+        capture_query_text: put sanitized SQL in ``db.query.text`` (True).
+        capture_error_messages: put exception messages on failed access spans (False: client
+            errors quote user data).
+        implicit_lookups: group the accesses of your own cache-aside code into lookups (True).
+        implicit_window_s: how long an implicit lookup waits for the next tier (1.0 s).
+        single_access_events: also log ``memory_tier_access`` for one-access lookups (False).
+        advisor: run the pre-cache advisor (True).
+        advisor_window_s: the advisor's sliding window (3600 s).
+        advisor_capacity: keys the advisor tracks at most (10,000).
+        advisor_min_accesses: reads before a key can be suggested (10).
+        stats_window: lookups in the rolling window of `stats` (1,000).
+        target_cache_effectiveness: share of lookups served by level 1 to aim for (0.70).
+        target_lookup_latency_ms: mean lookup latency to stay under (50 ms).
+        target_l1_hit_rate: level-1 hit rate to aim for (0.40).
+        semconv_metrics: also record the semantic-convention ``db.client.operation.duration``.
+        instrument: client libraries to instrument, by library or tier name (``"redis"``,
+            ``"psycopg"`` or ``"postgresql"``, ``"chroma"``); every installed one by default.
+        tiers: the tiers and their prices (`DEFAULT_TIERS` by default).
+        tracer_provider: use this provider instead of the global one (nothing is added to it).
+        meter_provider: use this provider instead of the global one.
+        logger_provider: use this provider instead of the global one.
+
+    Calling ``init()`` again with no arguments or the same ones returns the same handle.
+
+    Raises:
+        ConfigError: a setting is invalid (the message names it and what to write instead), or
+            ``init()`` was already called with other settings (call `shutdown` first).
+    """
+    given = {k: v for k, v in locals().items() if v is not None}
+    return _runtime.init(given)
+
+
 def flush() -> None:
-    """Close pending lookups and accesses now and flush the exporters (no-op before init)."""
+    """Close pending lookups and accesses now and export everything (no-op before init)."""
     h = handle()
     if h is not None:
         h.flush()
 
 
 def stats() -> dict[str, Any]:
-    """A snapshot of per-tier and lookup figures (see `tiertrace._runtime.stats`); {} before init()."""
+    """A snapshot of per-tier and lookup figures, ready for JSON; ``{}`` before `init`.
+
+    Two views of the same shape: ``window`` (the last ``stats_window`` lookups and as many
+    accesses per tier) and ``total`` (since `init`); per tier ``accesses``, ``reads``,
+    ``hits``, ``hit_rate``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``cost_usd``,
+    ``cost_per_day_usd``, ``served``; ``targets`` and ``suggestions``.
+    """
     h = handle()
     if h is None:
         return {}
@@ -103,8 +179,8 @@ def stats() -> dict[str, Any]:
         return {}
 
 
-def suggestions() -> list[Any]:
-    """The advisor's current findings, pre-cache suggestions first ([] when it is off)."""
+def suggestions() -> list[Suggestion]:
+    """The advisor's current findings, pre-cache suggestions first (``[]`` when it is off)."""
     h = handle()
     if h is None:
         return []
@@ -115,10 +191,10 @@ def suggestions() -> list[Any]:
         return []
 
 
-def on_access(callback: Any) -> Any:
+def on_access(callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
     """Call ``callback(event)`` for every ``memory_tier_access`` event; returns unsubscribe.
 
-    Before ``init()`` the callback is not registered and the returned function does nothing.
+    Before `init` the callback is not registered and the returned function does nothing.
     """
     h = handle()
     if h is None:
@@ -126,7 +202,5 @@ def on_access(callback: Any) -> Any:
     return h.emitter.subscribe(callback)
 
 
-def _suggestion_dict(s: Any) -> dict[str, Any]:
-    from tiertrace._advisor.findings import SUGGESTION_FIELDS
-
+def _suggestion_dict(s: Suggestion) -> dict[str, Any]:
     return {f: getattr(s, f, None) for f in SUGGESTION_FIELDS}

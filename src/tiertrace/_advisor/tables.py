@@ -1,6 +1,7 @@
 """Bounded, time-windowed tables for the optimization advisor.
 
-`tiertrace._advisor.recorder.Recorder` keeps its state in these; `tiertrace._advisor.advisor.Advisor`
+`tiertrace._advisor.recorder.Recorder` keeps its state in these;
+`tiertrace._advisor.advisor.Advisor`
 reads them to make its findings. Two building blocks keep memory flat whatever the key space:
 
 * `Ring` — sums of a few fields (count, latency, cost …) over a sliding window cut into

@@ -21,7 +21,7 @@ import math
 from html import escape
 from typing import Any
 
-from tiertrace._cli.report import TARGET_LABELS, fmt_target, money
+from tiertrace._cli.report import TARGET_LABELS, fmt_target, money, source_line
 
 COLORS = {"redis": "#d9480f", "postgresql": "#1c7ed6", "chroma": "#7048e8", "none": "#adb5bd"}
 PALETTE = ("#2b8a3e", "#e67700", "#c2255c", "#0b7285", "#5f3dc4", "#495057")
@@ -238,9 +238,7 @@ def suggestions(report: dict[str, Any]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     """The whole page (see the module documentation)."""
-    from tiertrace._cli.report import _source_line
-
-    subtitle = _source_line(report).removeprefix("tiertrace report: ")
+    subtitle = source_line(report).removeprefix("tiertrace report: ")
     if report.get("generated_at"):
         subtitle += f" — generated {report['generated_at']}"
     widgets = (

@@ -11,7 +11,8 @@
 Every command has ``--help``. Exit status: 0 ok; 1 when ``report --check`` finds a missed
 target; 2 on a usage error or when a service (Redis, PostgreSQL, Chroma, Prometheus) cannot be
 reached or a file cannot be read — with one line on standard error saying why.
-See `tiertrace._cli.demo`, `tiertrace._cli.report`, `tiertrace._cli.html` and `tiertrace._cli.assets` for
+See `tiertrace._cli.demo`, `tiertrace._cli.report`, `tiertrace._cli.html` and
+`tiertrace._cli.assets` for
 what each command does.
 """
 

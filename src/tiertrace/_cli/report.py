@@ -218,7 +218,7 @@ def money(value: float) -> str:
     return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
-def _source_line(report: dict[str, Any]) -> str:
+def source_line(report: dict[str, Any]) -> str:
     src = report["source"]
     if src["kind"] == "prometheus":
         where = f"Prometheus {src['url']}, last {src['range']}"
@@ -230,7 +230,7 @@ def _source_line(report: dict[str, Any]) -> str:
 
 def render_text(report: dict[str, Any]) -> str:
     """The report as plain text (what ``tiertrace report`` and the demo print)."""
-    lines = [_source_line(report), ""]
+    lines = [source_line(report), ""]
     head = f"{'tier':<14}{'level':>5}{'hit rate':>10}{'mean ms':>9}{'p50 ms':>8}{'p95 ms':>8}"
     lines.append(head + f"{'accesses':>10}{'served':>9}{'cost/day':>12}")
     for name, r in report["tiers"].items():

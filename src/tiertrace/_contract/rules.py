@@ -10,7 +10,8 @@
 
 From it come the shipped ``prometheus/rules/tiertrace.rules.yml`` (a constant series per
 target, e.g. ``tiertrace:target:cache_effectiveness``, that the alerts compare against) and
-the thresholds of the Grafana dashboards (see ``tiertrace._contract.dashboards``). To change a target,
+the thresholds of the Grafana dashboards (see ``tiertrace._contract.dashboards``). To change a
+target,
 edit it here and regenerate both from the repository root::
 
     python -m tiertrace._contract.dashboards --write grafana/dashboards

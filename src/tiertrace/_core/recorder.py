@@ -18,7 +18,8 @@ Cost on the hot path is kept low:
 Coexistence: when another instrumentation of the same client (opentelemetry-instrumentation-
 redis / -psycopg, openllmetry's chromadb) already started a span for this call, tiertrace
 *enriches* that span (adds its attributes, hit and cost, and renames it) instead of opening a
-second one; tiertrace's wrapper always sits innermost (see `tiertrace._core.patching`), so that span is
+second one; tiertrace's wrapper always sits innermost (see `tiertrace._core.patching`), so that
+span is
 there whatever the order of instrumentation: one span per access. ``suppress_instrumentation`` is
 honoured: a suppressed call records nothing at all.
 """

@@ -3,7 +3,8 @@ the wrapper around every instrumented client method (`wrappers`).
 
 ``instrument()`` patches the client classes (once) and covers every client;
 ``instrument_client(client, tier=...)`` binds one client (see `tiertrace._core.binding`) and works
-without global instrumentation; ``uninstrument()`` removes the patches (see `tiertrace._core.patching`).
+without global instrumentation; ``uninstrument()`` removes the patches (see
+`tiertrace._core.patching`).
 The instrumentors are registered as ``opentelemetry_instrumentor`` entry points, so
 ``opentelemetry-instrument python app.py`` loads them: when they are started that way and the
 application never calls ``tiertrace.init()``, they attach tiertrace to the providers the
@@ -23,11 +24,13 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from tiertrace._core import recorder as _access
 from tiertrace._core.binding import MATCH, TIERS, Switch, bind, unbind
 from tiertrace._core.patching import Patches, Wrapper
+from tiertrace._instrument import registry
 
 
 class TierInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Base of tiertrace's instrumentors; subclasses name their system, targets and holder."""
 
+    client: ClassVar[str]  # the name ``init(instrument=[...])`` knows it by
     system: ClassVar[str]
     dependency: ClassVar[str]
     targets: ClassVar[tuple[tuple[str, str, Wrapper], ...]]
@@ -46,11 +49,14 @@ class TierInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def before_unpatch(self) -> None:
         """Hook run before the patches are removed (close what is pending)."""
+        self.flush_pending()
+
+    @classmethod
+    def flush_pending(cls) -> None:
+        """Close the accesses this instrumentor holds open (none unless it says otherwise)."""
 
     def _instrument(self, **kwargs: Any) -> None:
-        from tiertrace._runtime import handle as _runtime
-
-        _runtime.attach()  # started by opentelemetry-instrument without init()
+        registry.attach()  # started by opentelemetry-instrument without init()
         self._patch()
         self.switch.all = True
 

@@ -1,4 +1,5 @@
-"""`TieredMemory` and `AsyncTieredMemory`: the drivers of the read-through in `tiertrace._memory.planner`.
+"""`TieredMemory` and `AsyncTieredMemory`: the drivers of the read-through in
+`tiertrace._memory.planner`.
 
 Both run the same plan (Redis → PostgreSQL → Chroma, first hit wins, promotion upwards); one
 executes its steps with blocking calls, the other awaits them.

@@ -18,7 +18,8 @@
     result, metrics = memory.track_memory_access("what did alice order?", user_id="alice")
     print(metrics.tier_accessed, metrics.total_latency_ms, metrics.cost_usd)
 
-Each call is one explicit lookup (see `tiertrace._lookups.grouping`): Redis ``GET`` of a key derived from
+Each call is one explicit lookup (see `tiertrace._lookups.grouping`): Redis ``GET`` of a key
+derived from
 the query (``key_prefix`` + a hash of the text with case and spacing folded: the query text never
 becomes a key), then the SQL with the
 query as its one parameter, then a Chroma ``query`` with the query's embedding. The first hit
@@ -41,7 +42,7 @@ from typing import Any
 from tiertrace._core.binding import TIERS
 from tiertrace._core.sanitize.keys import text_fingerprint
 from tiertrace._lookups.grouping import Lookup, lookup
-from tiertrace._runtime import handle as _runtime
+from tiertrace._runtime import process as _runtime
 
 Step = tuple[str, Any]
 Plan = Generator[Step, Any, Any]

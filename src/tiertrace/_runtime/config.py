@@ -43,6 +43,8 @@ from tiertrace._core.tiers import DEFAULT_TIERS, Tier, validate_tiers
 EXPORTERS = ("otlp", "prometheus", "console", "none")
 CAPTURE_KEYS = ("template", "hash", "raw", "none")
 CLIENTS = ("redis", "psycopg", "chroma")
+# tier and distribution names accepted for a client in ``instrument``
+CLIENT_ALIASES = {"postgresql": "psycopg", "postgres": "psycopg", "chromadb": "chroma"}
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,11 @@ def _check(name: str, value: Any, origin: str) -> Any:
     if name == "instrument":
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise bad(f"use a list of client names from {CLIENTS}")
-        unknown = [v for v in value if v not in CLIENTS]
+        names = [CLIENT_ALIASES.get(v, v) if isinstance(v, str) else v for v in value]
+        unknown = [v for v, n in zip(value, names, strict=True) if n not in CLIENTS]
         if unknown:
-            raise bad(f"unknown client(s) {unknown}; use names from {CLIENTS}")
-        return tuple(value)
+            raise bad(f"unknown client(s) {unknown}; use names from {CLIENTS} or postgresql")
+        return tuple(dict.fromkeys(names))
     if name in ("implicit_window_s", "advisor_window_s", "target_lookup_latency_ms") and not (
         isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     ):

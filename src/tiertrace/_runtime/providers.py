@@ -62,19 +62,19 @@ SEMCONV_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 SCOPE = "tiertrace"
 
 
-_OURS: list[Any] = []  # global providers tiertrace installed (not the application's)
-
-
-def _is_sdk(provider: object, module: str) -> bool:
-    """Whether ``provider`` is an SDK provider the application configured."""
-    return type(provider).__module__.startswith(module) and not any(p is provider for p in _OURS)
+def _is_sdk(provider: object, installed: list[Any]) -> bool:
+    """Whether ``provider`` is an SDK provider the application configured (not one of ours)."""
+    return type(provider).__module__.startswith("opentelemetry.sdk") and not any(
+        p is provider for p in installed
+    )
 
 
 class Telemetry:
     """The providers, tracer, meter, logger and instruments of one ``init()``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, installed: list[Any]) -> None:
         self.owned: list[Any] = []  # providers we created (shut down with us)
+        self.installed = installed  # global providers tiertrace ever installed in this process
         self._http: Any = None
         try:
             self.tracer_provider = self._tracer_provider(settings)
@@ -127,7 +127,7 @@ class Telemetry:
         if s.tracer_provider is not None:
             return s.tracer_provider
         current = trace.get_tracer_provider()
-        if _is_sdk(current, "opentelemetry.sdk") or s.exporter in ("prometheus", "none"):
+        if _is_sdk(current, self.installed) or s.exporter in ("prometheus", "none"):
             return current
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -146,7 +146,7 @@ class Telemetry:
         if s.meter_provider is not None:
             return s.meter_provider
         current = metrics.get_meter_provider()
-        if _is_sdk(current, "opentelemetry.sdk"):
+        if _is_sdk(current, self.installed):
             return current
         if s.exporter == "none":  # not the global proxy: it would hand our instruments on
             return metrics.NoOpMeterProvider()
@@ -169,7 +169,7 @@ class Telemetry:
         if s.logger_provider is not None:
             return s.logger_provider
         current = get_logger_provider()
-        if _is_sdk(current, "opentelemetry.sdk") or s.exporter in ("prometheus", "none"):
+        if _is_sdk(current, self.installed) or s.exporter in ("prometheus", "none"):
             return current
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -204,7 +204,7 @@ class Telemetry:
 
     def _own(self, provider: Any, set_global: Callable[[Any], None]) -> Any:
         self.owned.append(provider)
-        _OURS.append(provider)
+        self.installed.append(provider)
         set_global(provider)  # the API keeps the first global provider; later ones are ours only
         return provider
 

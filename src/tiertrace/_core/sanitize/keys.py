@@ -17,7 +17,8 @@ Bytes are decoded as UTF-8, never shown as ``b'...'``; keys are cut at `MAX_KEY_
 good for following one key, but not secret (``user:42`` can be found by trying candidates).
 ``"raw"`` records the key itself (cut to `MAX_KEY_CHARS`); ``"none"`` records nothing.
 
-**SQL** (``db.query.text``, ``db.query.summary``) is sanitized by `tiertrace._core.sanitize.sql`, whose
+**SQL** (``db.query.text``, ``db.query.summary``) is sanitized by `tiertrace._core.sanitize.sql`,
+whose
 functions are re-exported here: ``sanitize_sql``, ``sql_summary``, ``sql_operation``,
 ``sql_tables``, ``sql_fingerprint``. Literals and numbers become ``?``; placeholders,
 identifiers and keywords stay::

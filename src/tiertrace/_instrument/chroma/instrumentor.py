@@ -59,6 +59,7 @@ from tiertrace._core import recorder as _access
 from tiertrace._core.binding import ATTR, Switch, tier_of
 from tiertrace._core.patching import Patches
 from tiertrace._core.sanitize.keys import collection_pattern
+from tiertrace._instrument import registry
 from tiertrace._instrument.base import TierInstrumentor, wrappers
 
 __all__ = ["ChromaInstrumentor", "query_found"]
@@ -248,6 +249,7 @@ class ChromaInstrumentor(TierInstrumentor):
     tier=...)`` binds one collection or every collection of one client to a tier.
     """
 
+    client = "chroma"
     system = "chroma"
     dependency = "chromadb >= 1.0"
     targets = _TARGETS
@@ -265,6 +267,9 @@ def _register_embedding_function() -> None:
     # collections created with tiertrace's HashingEmbeddingFunction re-open only when chromadb
     # knows its name; chromadb has already imported numpy and its registry at this point
     try:
-        pass
+        from tiertrace._instrument.chroma import embedding  # noqa: F401  (registers it)
     except Exception as fault:
         _access.report_fault("chroma", fault)
+
+
+registry.register(ChromaInstrumentor)

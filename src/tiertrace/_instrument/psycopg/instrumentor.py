@@ -38,6 +38,7 @@ from opentelemetry.trace import SpanKind
 from tiertrace._core import recorder as _access
 from tiertrace._core.binding import ATTR, Switch, tier_of
 from tiertrace._core.patching import Patches
+from tiertrace._instrument import registry
 from tiertrace._instrument.base import TierInstrumentor, wrappers
 from tiertrace._instrument.psycopg.sql import CopyBlock, Statement, query_text, sqlstate, statement
 
@@ -262,11 +263,17 @@ class PsycopgInstrumentor(TierInstrumentor):
     binds one connection, or every connection a ``psycopg_pool`` pool hands out.
     """
 
+    client = "psycopg"
     system = "postgresql"
     dependency = "psycopg >= 3.1"
     targets = _TARGETS
     switch = _SWITCH
     patches = _PATCHES
 
-    def before_unpatch(self) -> None:
+    @classmethod
+    def flush_pending(cls) -> None:
+        """Close the accesses of server cursors and pipelines whose rows never arrived."""
         flush_all()
+
+
+registry.register(PsycopgInstrumentor)

@@ -1,7 +1,8 @@
 """PostgreSQL statements: which are accesses, which are reads, what goes on the span.
 
 Each distinct SQL text is parsed once (cached): its operation, tables, whether it reads, and the
-sanitized text and summary. ``COPY`` blocks are wrapped by `CopyBlock`. See `tiertrace._instrument.psycopg.instrumentor`.
+sanitized text and summary. ``COPY`` blocks are wrapped by `CopyBlock`. See
+`tiertrace._instrument.psycopg.instrumentor`.
 """
 
 from __future__ import annotations

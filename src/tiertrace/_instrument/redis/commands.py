@@ -1,6 +1,7 @@
 """Redis commands: which are accesses, which are reads, and when a read is a hit.
 
-See `tiertrace._instrument.redis.instrumentor` for the rules in words. Housekeeping commands (connection set-up, server
+See `tiertrace._instrument.redis.instrumentor` for the rules in words. Housekeeping commands
+(connection set-up, server
 administration, pub/sub, transactions' own MULTI/EXEC/WATCH, FLUSHDB …) are not accesses.
 """
 

@@ -38,6 +38,7 @@ from tiertrace._core import recorder as _access
 from tiertrace._core.binding import ATTR, Switch, tier_of
 from tiertrace._core.patching import Patches
 from tiertrace._core.sanitize.keys import MAX_KEY_CHARS, capture_key, key_hash, key_template
+from tiertrace._instrument import registry
 from tiertrace._instrument.base import TierInstrumentor, wrappers
 from tiertrace._instrument.redis import commands as cmds
 from tiertrace._instrument.redis.commands import IGNORE, WRITE
@@ -169,6 +170,7 @@ class RedisInstrumentor(TierInstrumentor):
     client (and its pipelines, which share its connection pool) to a tier.
     """
 
+    client = "redis"
     system = "redis"
     dependency = "redis >= 4.0"
     targets = _TARGETS
@@ -177,3 +179,6 @@ class RedisInstrumentor(TierInstrumentor):
 
     def holder(self, client: Any) -> Any:
         return getattr(client, "connection_pool", client)
+
+
+registry.register(RedisInstrumentor)
