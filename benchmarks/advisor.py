@@ -32,7 +32,6 @@ import json
 import os
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -40,11 +39,9 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from typing import Any
 
-try:
-    from tiertrace._advisor.advisor import Advisor
-except ImportError:  # running from a checkout without an install
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    from tiertrace._advisor.advisor import Advisor
+import harness  # noqa: F401  (makes tiertrace importable from a checkout without an install)
+from harness.timing import median, paired_diffs
+from tiertrace._advisor.advisor import Advisor
 
 GOAL_US = 3.0
 GOAL_MB = 20.0
@@ -100,16 +97,14 @@ def bench_calls(runs: int, n_calls: int) -> dict[str, Any]:
     _time(loads[0], adv.observe_access, adv.observe_lookup)  # warm-up: tables filled
     out: dict[str, Any] = {"runs": runs, "calls_per_run": n_calls}
     for label, pick in (("mixed", "al"), ("access", "a"), ("lookup", "l")):
-        raw, net = [], []
+        raw, base = [], []
         for load in loads[1:]:
             part = [c for c in load if c[0] in pick]
-            t = _time(part, adv.observe_access, adv.observe_lookup)
-            base = _time(part, _noop, _noop)
-            raw.append(t)
-            net.append(t - base)
+            raw.append(_time(part, adv.observe_access, adv.observe_lookup))
+            base.append(_time(part, _noop, _noop))
         out[label] = {
-            "raw_us": statistics.median(raw),
-            "net_us": statistics.median(net),
+            "raw_us": median(raw),
+            "net_us": median(paired_diffs(raw, base)),
             "raw_runs_us": raw,
         }
     adv_tracked = adv.tracked()

@@ -17,9 +17,10 @@ Usage::
     .venv/bin/python benchmarks/exporter_down.py [--calls 20000] [--otlp-timeout 2]
                                                   [--redis-url redis://127.0.0.1:6379/0]
 
-Without ``--redis-url`` a private redis-server is started on a free loopback port. Only loopback
-addresses are used. ``--otlp-timeout`` sets ``OTEL_EXPORTER_OTLP_TIMEOUT`` (seconds; the SDK
-default is 10, which makes the black-hole shutdown take minutes).
+Without ``--redis-url`` a private redis-server is started on a free loopback port
+(`harness.services`). Only loopback addresses are used. ``--otlp-timeout`` sets
+``OTEL_EXPORTER_OTLP_TIMEOUT`` (seconds; the SDK default is 10, which makes the black-hole
+shutdown take minutes).
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,11 +72,8 @@ def child(scenario: str, redis_url: str, calls: int) -> dict[str, Any]:
         t0 = time.perf_counter_ns()
         tiertrace.shutdown()
         shutdown_s = (time.perf_counter_ns() - t0) / 1e9
-    times.sort()
     return {
-        "mean_us": sum(times) / len(times) / 1000,
-        "p50_us": times[len(times) // 2] / 1000,
-        "p99_us": times[int(len(times) * 0.99)] / 1000,
+        "times_ns": times,  # summarised by the parent (harness.timing.per_call_summary)
         "most_pending": most if queue is not None else None,
         "shutdown_s": shutdown_s,
     }
@@ -186,33 +182,6 @@ class _BlackHole:
         self.sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed; pass --redis-url")
-    port, workdir = _free_port(), tempfile.mkdtemp(prefix="tiertrace-bench-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    break
-        except OSError:
-            time.sleep(0.02)
-    return proc, f"redis://127.0.0.1:{port}/0", workdir
-
-
 def run(scenario: str, endpoint: str, redis_url: str, calls: int, timeout: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERTRACE_", "OTEL_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_TIMEOUT=timeout)
@@ -222,7 +191,10 @@ def run(scenario: str, endpoint: str, redis_url: str, calls: int, timeout: str) 
     )
     if done.returncode != 0:
         raise SystemExit(f"{scenario} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    from harness.timing import per_call_summary
+
+    got: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**per_call_summary(got.pop("times_ns")), **got}
 
 
 def main() -> None:
@@ -236,7 +208,13 @@ def main() -> None:
         print(json.dumps(child(opts.child, opts.redis_url, opts.calls)))
         return
 
-    server, url, workdir = (None, opts.redis_url, None) if opts.redis_url else _start_redis()
+    # the parent only: a child stays free of the harness (and of tiertrace without it)
+    from harness.services import RedisServer, free_port
+
+    server, url = None, opts.redis_url
+    if url is None:
+        server = RedisServer()
+        url = server.url
     http = ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     hole = _BlackHole()
@@ -244,7 +222,7 @@ def main() -> None:
         "no tiertrace": "http://127.0.0.1:9",
         "no-op exporter": "http://127.0.0.1:9",
         "OTLP, accepting": f"http://127.0.0.1:{http.server_address[1]}",
-        "OTLP, dead": f"http://127.0.0.1:{_free_port()}",
+        "OTLP, dead": f"http://127.0.0.1:{free_port()}",
         "OTLP, black hole": f"http://127.0.0.1:{hole.port}",
     }
     print(f"Redis GET, {opts.calls} calls per scenario")
@@ -267,9 +245,7 @@ def main() -> None:
         http.shutdown()
         hole.close()
         if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
-            shutil.rmtree(workdir or "", ignore_errors=True)
+            server.stop()
 
 
 if __name__ == "__main__":

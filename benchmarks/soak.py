@@ -6,9 +6,10 @@ Usage::
 
 Runs mixed cache-aside traffic (no `TieredMemory`: the application's own code, grouped by
 implicit lookups) against a private redis-server and a PostgreSQL database created for the run
-(127.0.0.1:5432, user postgres; ``TIERTRACE_BENCH_PG`` to point elsewhere), with tiertrace in
-full mode: ``exporter="prometheus"`` on a free port, an ALWAYS_ON tracer provider with a batch
-processor into a no-op exporter and a logger provider likewise. The traffic:
+(127.0.0.1:5432, user postgres; ``TIERTRACE_BENCH_PG`` to point elsewhere; see
+`harness.services`), with tiertrace in full mode: ``exporter="prometheus"`` on a free port, an
+ALWAYS_ON tracer provider with a batch processor into a no-op exporter and a logger provider
+likewise. The traffic:
 
 * 4 threads: Redis GET of a Zipf-distributed key (5 key templates, 50,000 ids); on a miss a
   PostgreSQL SELECT by primary key and a Redis SET with a 20 s TTL (the fill); 5 % of requests
@@ -46,18 +47,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from overhead import (  # the shared services of the benchmarks (this script's directory)
-    CountingLogExporter,
-    CountingSpanExporter,
-    PgDatabase,
-    RedisServer,
-    free_port,
-    tiertrace,
-)
+from harness import tiertrace
+from harness.modes import CountingLogExporter, CountingSpanExporter
+from harness.services import PG_ROWS, PgDatabase, RedisServer, free_port
 
 TEMPLATES = ("user:{}:profile", "session:{}", "doc:{}:body", "agent:{}:state", "chat:{}:summary")
 IDS = 50_000
-ROWS = 10_000  # rows of bench_items (see overhead.PgDatabase)
+ROWS = PG_ROWS  # rows of bench_items (see harness.services.PgDatabase)
 TTL_S = 20
 QUERY_TYPES = tuple(f"qt{i}" for i in range(80))
 SELECT = "SELECT body FROM bench_items WHERE id = %s"

@@ -1,0 +1,316 @@
+"""Reports of an overhead run: the machine, the goals, text tables, JSON, RESULTS.md markdown.
+
+Standard library only, so that it also runs on its own to turn a saved run into the markdown
+tables of ``benchmarks/RESULTS.md``::
+
+    python benchmarks/harness/report.py overhead.json
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from typing import Any
+
+GOALS = {"redis_get_hit": 24.0, "pg_select": 32.0}
+GOAL_CHROMA_PCT, GOAL_METRICS_US, GOAL_RATIO, GOAL_KEPT = 3.0, 8.0, 0.5, 85.0
+PACKAGES = (
+    "tiertrace",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation",
+    "opentelemetry-instrumentation-redis",
+    "opentelemetry-instrumentation-psycopg",
+    "opentelemetry-instrumentation-chromadb",
+    "redis",
+    "psycopg",
+    "psycopg-binary",
+    "psycopg-pool",
+    "chromadb",
+    "wrapt",
+)
+FLOOR_LABELS = {
+    "span": "recorded span, no attributes (start_span + end, batch processor)",
+    "histogram": "SDK Histogram.record, 5 attributes",
+    "slot": "pre-resolved slot (bisect into 17 bounds, count, sum, min, max)",
+}
+
+
+def machine(redis_version: str, pg_version: str, cpu: int | None) -> dict[str, Any]:
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    packages: dict[str, str | None] = {}
+    for dist in PACKAGES:
+        try:
+            packages[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            packages[dist] = None
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "pinned_cpu": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "redis_server": redis_version,
+        "postgresql": pg_version,
+        "packages": packages,
+    }
+
+
+def goals(ops: dict[str, dict[str, Any]], tput: dict[str, Any] | None) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, limit: float, unit: str, le: bool = True) -> None:
+        met = value is not None and (value <= limit if le else value >= limit)
+        found.append({"goal": name, "value": value, "limit": limit, "unit": unit, "met": met})
+
+    for op, limit in GOALS.items():
+        if op in ops:
+            add(f"{ops[op]['label']}: full overhead", ops[op]["full_overhead_us"], limit, "µs")
+    if "chroma_query" in ops:
+        add(
+            "Chroma query: full overhead",
+            ops["chroma_query"]["full_overhead_pct"],
+            GOAL_CHROMA_PCT,
+            "%",
+        )
+    single = [r for n, r in ops.items() if not n.startswith(("lookup", "cacheaside"))]
+    if single:
+        worst = max(single, key=lambda r: r["metrics_overhead_us"])
+        add(
+            f"metrics-only overhead per access (worst: {worst['label']})",
+            worst["metrics_overhead_us"],
+            GOAL_METRICS_US,
+            "µs",
+        )
+    for row in single:
+        add(
+            f"{row['label']}: full / anchor overhead",
+            row["full_to_anchor_ratio"],
+            GOAL_RATIO,
+            "×",
+        )
+    if tput:
+        for kind in ("threads", "tasks"):
+            add(
+                f"throughput kept, {tput[kind]['label']}",
+                tput[kind]["kept_pct"],
+                GOAL_KEPT,
+                "%",
+                False,
+            )
+    return found
+
+
+def write_json(report: dict[str, Any], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+
+
+# -- text --------------------------------------------------------------------------------------
+def _f(value: float | None, fmt: str = "{:.1f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def table(ops: dict[str, dict[str, Any]]) -> str:
+    head = (
+        f"{'operation':<33}{'raw µs':>9}{'full µs':>10}{'full +µs':>10}{'full +%':>9}"
+        f"{'metrics +µs':>13}{'anchor +µs':>12}{'full/anchor':>13}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in ops.values():
+        lines.append(
+            f"{row['label']:<33}{row['raw_us']:>9.1f}{row['tiertrace_full_us']:>10.1f}"
+            f"{row['full_overhead_us']:>+10.1f}{row['full_overhead_pct']:>+8.1f}%"
+            f"{row['metrics_overhead_us']:>+13.1f}{row['anchor_overhead_us']:>+12.1f}"
+            f"{_f(row['full_to_anchor_ratio'], '{:.2f}'):>13}"
+        )
+    return "\n".join(lines)
+
+
+def cpu_table(ops: dict[str, dict[str, Any]]) -> str:
+    head = (
+        f"{'operation':<33}{'raw cpu µs':>11}{'full +µs':>10}{'metrics +µs':>13}"
+        f"{'anchor +µs':>12}{'full/anchor':>13}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in ops.values():
+        c = row["cpu"]
+        lines.append(
+            f"{row['label']:<33}{c['raw_us']:>11.1f}{c['full_overhead_us']:>+10.1f}"
+            f"{c['metrics_overhead_us']:>+13.1f}{c['anchor_overhead_us']:>+12.1f}"
+            f"{_f(c['full_to_anchor_ratio'], '{:.2f}'):>13}"
+        )
+    return "\n".join(lines)
+
+
+def _anchor_metrics_rows(ops: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in ops.values() if r["cpu"].get("anchor_metrics_overhead_us") is not None]
+
+
+def anchor_metrics_table(ops: dict[str, dict[str, Any]]) -> str:
+    head = (
+        f"{'operation (CPU µs)':<33}{'raw':>8}{'anchor +µs':>12}{'+ metrics +µs':>15}"
+        f"{'full +µs':>10}{'metrics +µs':>13}"
+    )
+    lines = [head, "-" * len(head)]
+    for row in _anchor_metrics_rows(ops):
+        c = row["cpu"]
+        lines.append(
+            f"{row['label']:<33}{c['raw_us']:>8.1f}{c['anchor_overhead_us']:>+12.1f}"
+            f"{c['anchor_metrics_overhead_us']:>+15.1f}{c['full_overhead_us']:>+10.1f}"
+            f"{c['metrics_overhead_us']:>+13.1f}"
+        )
+    return "\n".join(lines)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    meth = report["method"]
+    print(
+        f"\n{m['cpu_model']}, {m['cores']} cores (pinned to CPU {m['pinned_cpu']}), "
+        f"Python {m['python']}, {m['redis_server'].split(' sha')[0]}, PostgreSQL {m['postgresql']}"
+    )
+    print(
+        f"median of {meth['repetitions']} interleaved repetitions, "
+        f"~{meth['target_batch_ms']:.0f} ms raw batches; +µs = median paired difference to raw\n"
+    )
+    print(table(report["ops"]))
+    print("\nCPU time of the calling thread (what other load on the machine disturbs least):\n")
+    print(cpu_table(report["ops"]))
+    if _anchor_metrics_rows(report["ops"]):
+        print(
+            "\npsycopg contrib anchor with OTEL_SEMCONV_STABILITY_OPT_IN=database "
+            "(+ db.client.operation.duration), CPU:\n"
+        )
+        print(anchor_metrics_table(report["ops"]))
+    floor = report.get("floor")
+    if floor:
+        print("\nSDK floor (warm loop, CPU µs per call; wall in parentheses):")
+        for row, label in FLOOR_LABELS.items():
+            print(
+                f"  {label:<68}{floor[f'{row}_us']:>8.2f}   ({floor['wall_us'][f'{row}_us']:.2f})"
+            )
+    tput = report["throughput"]
+    if tput:
+        print("\nthroughput (Redis GET hit, ops/s):")
+        for kind in ("threads", "tasks"):
+            t = tput[kind]
+            print(
+                f"  {t['label']:<40} raw {t['raw_ops_s']:>9.0f}   full {t['full_ops_s']:>9.0f}"
+                f"   kept {t['kept_pct']:.1f} %   metrics {t['metrics_ops_s']:>9.0f}"
+                f"   kept {t['metrics_kept_pct']:.1f} %"
+            )
+    print("\ngoals:")
+    for g in report["goals"]:
+        value = _f(g["value"], "{:.2f}")
+        mark = "ok  " if g["met"] else "MISS"
+        sign = "≥" if g["unit"] == "%" and "throughput" in g["goal"] else "≤"
+        print(f"  {mark} {g['goal']}: {value} {g['unit']} (goal {sign} {g['limit']} {g['unit']})")
+    print(f"\nelapsed {meth['elapsed_s']:.0f} s")
+
+
+# -- markdown (RESULTS.md) ---------------------------------------------------------------------
+def _md(value: float | None, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The tables of ``benchmarks/RESULTS.md`` for one run."""
+    ops = report["ops"]
+    out = ["## Latency per call (wall clock)", ""]
+    out.append(
+        "| operation | raw µs | full µs | full +µs | full +% | metrics +µs | anchor +µs "
+        "| full/anchor |"
+    )
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in ops.values():
+        out.append(
+            f"| {r['label']} | {r['raw_us']:.1f} | {r['tiertrace_full_us']:.1f} "
+            f"| {r['full_overhead_us']:+.1f} | {r['full_overhead_pct']:+.1f}% "
+            f"| {r['metrics_overhead_us']:+.1f} | {r['anchor_overhead_us']:+.1f} "
+            f"| {_md(r['full_to_anchor_ratio'], '{:.2f}')} |"
+        )
+    out += ["", "## CPU time of the calling thread", ""]
+    out.append("| operation | raw CPU µs | full +µs | metrics +µs | anchor +µs | full/anchor |")
+    out.append("|---|---:|---:|---:|---:|---:|")
+    for r in ops.values():
+        c = r["cpu"]
+        out.append(
+            f"| {r['label']} | {c['raw_us']:.1f} | {c['full_overhead_us']:+.1f} "
+            f"| {c['metrics_overhead_us']:+.1f} | {c['anchor_overhead_us']:+.1f} "
+            f"| {_md(c['full_to_anchor_ratio'], '{:.2f}')} |"
+        )
+    rows = _anchor_metrics_rows(ops)
+    if rows:
+        out += ["", "## psycopg anchor with `db.client.operation.duration` (CPU µs)", ""]
+        out.append(
+            "| operation | raw | anchor +µs | anchor with metrics +µs | full +µs | metrics +µs |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            c = r["cpu"]
+            out.append(
+                f"| {r['label']} | {c['raw_us']:.1f} | {c['anchor_overhead_us']:+.1f} "
+                f"| {c['anchor_metrics_overhead_us']:+.1f} | {c['full_overhead_us']:+.1f} "
+                f"| {c['metrics_overhead_us']:+.1f} |"
+            )
+    floor = report.get("floor")
+    if floor:
+        out += ["", "## SDK floor (warm loop, same run)", ""]
+        out.append("| call | CPU µs | wall µs |")
+        out.append("|---|---:|---:|")
+        for row, label in FLOOR_LABELS.items():
+            out.append(
+                f"| {label} | {floor[f'{row}_us']:.2f} | {floor['wall_us'][f'{row}_us']:.2f} |"
+            )
+    tput = report.get("throughput")
+    if tput:
+        out += [
+            "",
+            f"## Throughput (Redis GET hit, collector on, {tput['rounds']} × "
+            f"{tput['seconds_per_run']:g} s per configuration)",
+            "",
+        ]
+        out.append("| load | raw ops/s | full ops/s | kept | metrics ops/s | kept |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for kind in ("threads", "tasks"):
+            t = tput[kind]
+            out.append(
+                f"| {t['label']} | {t['raw_ops_s']:,.0f} | {t['full_ops_s']:,.0f} "
+                f"| {t['kept_pct']:.1f} % | {t['metrics_ops_s']:,.0f} "
+                f"| {t['metrics_kept_pct']:.1f} % |"
+            )
+    out += ["", "## Goals", "", "| goal | measured | |", "|---|---|---|"]
+    for g in report["goals"]:
+        sign = "≥" if g["unit"] == "%" and "throughput" in g["goal"] else "≤"
+        value = _md(g["value"], "{:.2f}")
+        out.append(
+            f"| {g['goal']} ({sign} {g['limit']:g} {g['unit']}) | {value} {g['unit']} "
+            f"| {'met' if g['met'] else 'missed'} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: report.py OVERHEAD_JSON", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as f:
+        print(markdown(json.load(f)), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
