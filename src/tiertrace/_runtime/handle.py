@@ -28,6 +28,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tiertrace._contract.names import (
+    ADVISOR_ACCESSES,
+    ADVISOR_COST_SAVINGS,
+    ADVISOR_LATENCY_SAVINGS,
+    COST,
+    PATTERN,
+    TIER,
+    TIER_LEVEL,
+)
 from tiertrace._core import recorder as _access
 from tiertrace._core.binding import TIERS
 from tiertrace._core.errors import ConfigError
@@ -180,11 +189,9 @@ def _wire(h: Handle) -> None:
     state.capture_error_messages = s.capture_error_messages
     _lookup.CLOSE[:] = [h.emitter.close]
     tel = h.telemetry
-    tel.observe(
-        "tiertrace.cost.usd", "counter", "{USD}", "Cost of tier accesses in US dollars", _costs
-    )
-    for name, unit, field, desc in _GAUGES:
-        tel.observe(name, "gauge", unit, desc, _candidates(field))
+    tel.observe(COST.name, COST.kind, COST.unit, COST.description, _costs)
+    for gauge, field in _GAUGES:
+        tel.observe(gauge.name, gauge.kind, gauge.unit, gauge.description, _candidates(field))
     for name in s.instrument:
         dist, module, cls = _INSTRUMENTORS[name]
         if importlib.util.find_spec(dist) is None:
@@ -195,13 +202,10 @@ def _wire(h: Handle) -> None:
 
 
 _GAUGES = (
-    ("tiertrace.advisor.candidate.accesses", "{access}", "accesses",
-     "Reads of a pre-cache candidate in the advisor window"),
-    ("tiertrace.advisor.candidate.latency_savings", "s", "latency_savings_s_per_day",
-     "Latency a pre-cache candidate would save per day"),
-    ("tiertrace.advisor.candidate.cost_savings.usd", "{USD}", "cost_savings_usd_per_day",
-     "Cost a pre-cache candidate would save per day"),
-)  # fmt: skip
+    (ADVISOR_ACCESSES, "accesses"),
+    (ADVISOR_LATENCY_SAVINGS, "latency_savings_s_per_day"),
+    (ADVISOR_COST_SAVINGS, "cost_savings_usd_per_day"),
+)
 
 
 def _costs() -> Iterable[tuple[float, dict[str, Any]]]:
@@ -216,7 +220,7 @@ def _costs() -> Iterable[tuple[float, dict[str, Any]]]:
     h.grouper.flush(everything=False)
     spent = h.stats.costs()
     for tier in h.settings.tiers:
-        attrs = {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level}
+        attrs = {TIER: tier.name, TIER_LEVEL: tier.level}
         yield spent.get(tier.name, 0.0), attrs
 
 
@@ -228,7 +232,7 @@ def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
         for c in h.advisor.candidates():
             yield (
                 float(getattr(c, field)),
-                {"tiertrace.pattern": c.pattern, "tiertrace.tier": c.tier},
+                {PATTERN: c.pattern, TIER: c.tier},
             )
 
     return produce
