@@ -21,9 +21,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 	$(VENV)/bin/mypy --strict src/tiertrace
+	$(PY) -m tools.generate --check
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py $(BENCH_ARGS)
@@ -32,7 +33,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/overhead.py --quick
 
 assets: $(STAMP)
-	$(PY) -m tiertrace._contract.dashboards --write grafana/dashboards
+	$(PY) -m tools.generate --write
 
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)

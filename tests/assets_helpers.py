@@ -1,4 +1,4 @@
-"""What the asset tests share: the repository root, the rules file and YAML loading."""
+"""What the asset tests share: the shipped stack's directory, the rules file and YAML loading."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 import yaml
 
-from tiertrace._contract import rules as _rules
+from tools import rules as _rules
 
-ROOT = Path(__file__).resolve().parents[1]
-RULES = ROOT / _rules.RULES_PATH
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "tiertrace" / "assets"  # the shipped stack
+RULES = ASSETS / _rules.RULES_PATH
 
 
 def load(relative: str) -> Any:
-    return yaml.safe_load((ROOT / relative).read_text("utf-8"))
+    return yaml.safe_load((ASSETS / relative).read_text("utf-8"))
 
 
 def rule_list() -> list[dict[str, Any]]:

@@ -67,8 +67,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PROMETHEUS_YML = ROOT / "prometheus" / "prometheus.yml"
+ASSETS = Path(__file__).resolve().parents[1] / "src" / "tiertrace" / "assets"  # the shipped stack
+PROMETHEUS_YML = ASSETS / "prometheus" / "prometheus.yml"
 JOB = "tiertrace-live"
 REDIS_DB = 9  # the other tests flush database 0 of the session's Redis
 RATE = 150.0  # lookups per second
@@ -466,7 +466,7 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
 def _has_data(live: LivePrometheus) -> bool:
     import yaml
 
-    rules = yaml.safe_load((ROOT / "prometheus/rules/tiertrace.rules.yml").read_text())
+    rules = yaml.safe_load((ASSETS / "prometheus/rules/tiertrace.rules.yml").read_text())
     records = [r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r]
     scrapes = live.query(f'count_over_time(up{{job="{live.job}"}}[5m])')
     if not scrapes or float(scrapes[0]["value"][1]) < MIN_SCRAPES:

@@ -1,8 +1,7 @@
 """The shipped Grafana dashboards are valid, consistent and regenerated from one source.
 
-Checks without Grafana: the committed dashboards and rules equal what
-`tiertrace._contract.dashboards`
-generates; every dashboard and rule expression parses and uses only the metric and label
+Checks without Grafana: the committed dashboards and rules equal what `tools.generate`
+produces; every dashboard and rule expression parses and uses only the metric and label
 names of the telemetry contract; targets live in one place; the dashboards pass a lint and
 have the promised panels; the Grafana provisioning is wired.
 """
@@ -17,9 +16,10 @@ from typing import Any
 
 import promql_parser
 
-from assets_helpers import ROOT, RULES, load, rule_list
-from tiertrace._contract import dashboards as _dashboards
-from tiertrace._contract import rules as _rules
+from assets_helpers import ASSETS, RULES, load, rule_list
+from tools import dashboards as _dashboards
+from tools import generate as _generate
+from tools import rules as _rules
 
 HISTOGRAMS = ("tiertrace_access_duration_seconds", "tiertrace_lookup_duration_seconds")
 CONTRACT_METRICS = {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")} | {
@@ -39,7 +39,7 @@ GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
 
 
 def dashboards() -> dict[str, Any]:
-    folder = ROOT / "grafana" / "dashboards"
+    folder = ASSETS / "grafana" / "dashboards"
     return {p.name: json.loads(p.read_text("utf-8")) for p in sorted(folder.glob("*.json"))}
 
 
@@ -77,17 +77,22 @@ def names_in(expr: str) -> tuple[set[str], set[str]]:
 
 def test_committed_dashboards_and_rules_equal_generated(tmp_path: Path) -> None:
     for name, text in _dashboards.render().items():
-        assert (ROOT / "grafana" / "dashboards" / name).read_text("utf-8") == text, name
+        assert (ASSETS / "grafana" / "dashboards" / name).read_text("utf-8") == text, name
     assert RULES.read_text("utf-8") == _rules.render_rules()
-    assert (
-        _dashboards.main(["--check", str(ROOT / "grafana/dashboards"), "--rules", str(RULES)]) == 0
-    )
-    args = [str(tmp_path / "dash"), "--rules", str(tmp_path / "rules.yml")]
-    assert _dashboards.main(["--check", *args]) == 1
-    assert _dashboards.main(["--write", *args]) == 0
-    assert _dashboards.main(["--check", *args]) == 0
-    (tmp_path / "dash" / "memory-tiers.json").write_text("{}")
-    assert _dashboards.main(["--check", *args]) == 1
+    assert set(_generate.render()) == {
+        "grafana/dashboards/memory-tiers.json", "grafana/dashboards/tier-operations.json",
+        "prometheus/rules/tiertrace.rules.yml"}  # fmt: skip
+    assert _generate.ASSETS == ASSETS
+    assert _generate.stale(ASSETS) == []
+    assert _generate.main(["--check"]) == 0
+    out = ["--out", str(tmp_path / "stack")]
+    assert _generate.main(["--check", *out]) == 1
+    assert _generate.main(["--write", *out]) == 0
+    assert _generate.main(["--check", *out]) == 0
+    (tmp_path / "stack" / "grafana" / "dashboards" / "memory-tiers.json").write_text("{}")
+    assert _generate.stale(tmp_path / "stack") == [
+        tmp_path / "stack" / "grafana" / "dashboards" / "memory-tiers.json"]  # fmt: skip
+    assert _generate.main(["--check", *out]) == 1
 
 
 def test_targets_live_in_one_place() -> None:

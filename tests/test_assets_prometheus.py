@@ -17,10 +17,10 @@ import jsonschema
 import pytest
 import yaml
 
-from assets_helpers import ROOT, RULES, load, rule_list
+from assets_helpers import ASSETS, RULES, load, rule_list
 from tiertrace._cli.assets import ASSET_FILES, write_assets
 
-RULE_TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
+RULE_TESTS = sorted((ASSETS / "prometheus" / "tests").glob("*.yml"))
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not found on PATH (Debian: apt-get install prometheus)"
@@ -29,7 +29,9 @@ needs_promtool = pytest.mark.skipif(
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
-    return subprocess.run([PROMTOOL, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=ASSETS, capture_output=True, text=True, timeout=120
+    )
 
 
 @needs_promtool
@@ -97,7 +99,7 @@ def test_compose_is_pinned_local_and_read_only() -> None:
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert volume.endswith(":ro"), (name, volume)
-                assert (ROOT / source).exists(), (name, volume)
+                assert (ASSETS / source).exists(), (name, volume)
     grafana = services["grafana"]["environment"]
     password = "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD}"
     assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == password
@@ -142,13 +144,13 @@ def test_collector_config_is_wired() -> None:
 
 def test_write_assets_copies_every_asset(tmp_path: Path) -> None:
     on_disk = {"docker-compose.yml", "otel-collector.yaml"} | {
-        str(p.relative_to(ROOT))
+        str(p.relative_to(ASSETS))
         for folder in ("prometheus", "grafana")
-        for p in (ROOT / folder).rglob("*")
+        for p in (ASSETS / folder).rglob("*")
         if p.is_file()
     }
     assert set(ASSET_FILES) == on_disk
     written = write_assets(tmp_path / "stack")
     assert written == [tmp_path / "stack" / f for f in ASSET_FILES]
     for relative, path in zip(ASSET_FILES, written, strict=True):
-        assert path.read_bytes() == (ROOT / relative).read_bytes(), relative
+        assert path.read_bytes() == (ASSETS / relative).read_bytes(), relative

@@ -6,8 +6,7 @@ Debian ``prometheus`` binary with the shipped config and the shipped rule file. 
 
 * every recording rule of the shipped rule file has data, and the data makes sense (ratios in
   [0, 1], per-tier latency rising with the level, cost > 0);
-* every query of both dashboards (built by `tiertrace._contract.dashboards`, with the Grafana
-variables
+* every query of both dashboards (built by `tools.dashboards`, with the Grafana variables
   resolved the way Grafana resolves them) runs and gives sensible values;
 * cache effectiveness in Prometheus equals the workload's own ``tiertrace.stats()`` over the
   same period;
@@ -31,12 +30,12 @@ import pytest
 import yaml
 
 import prom_fixtures
-from prom_fixtures import ROOT, LivePrometheus
-from tiertrace._contract import dashboards as _dashboards
-from tiertrace._contract import rules as _rules
+from prom_fixtures import ASSETS, LivePrometheus
+from tools import dashboards as _dashboards
+from tools import rules as _rules
 
 live_prometheus = prom_fixtures.live_prometheus  # the fixture, whether conftest imports it or not
-RULES_FILE = ROOT / _rules.RULES_PATH
+RULES_FILE = ASSETS / _rules.RULES_PATH
 TIERS = ("redis", "postgresql", "chroma")  # in level order: the workload's default tiers
 # Grafana's built-in variables; the [5m] covers every sample of the live run
 GRAFANA_BUILTINS = {"$__rate_interval": "5m", "$__interval": "1s", "$__range": "5m"}

@@ -21,14 +21,21 @@ Copy them anywhere and start the stack::
 Point your own application at the collector with
 ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318`` and ``tiertrace.init(exporter="otlp")``.
 
-An installed wheel carries the files in ``tiertrace/assets/``; in a source checkout they are
-read from the repository root. Existing files in the target directory are overwritten.
+The files are package data of ``tiertrace`` (``tiertrace/assets/``), read with
+`importlib.resources`, so this works the same from a wheel, an editable install or a source
+tree. Existing files in the target directory are overwritten.
 """
 
 from __future__ import annotations
 
-import shutil
+import sys
+from importlib.resources import files
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover
+    from importlib.abc import Traversable
 
 ASSET_FILES: tuple[str, ...] = (
     "docker-compose.yml",
@@ -43,10 +50,9 @@ ASSET_FILES: tuple[str, ...] = (
 )
 
 
-def asset_root() -> Path:
-    """Where the assets are read from: the wheel's ``assets/`` or the repository root."""
-    packaged = Path(__file__).parent / "assets"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3]
+def asset_root() -> Traversable:
+    """The shipped stack: the ``assets`` directory of the installed ``tiertrace`` package."""
+    return files("tiertrace").joinpath("assets")
 
 
 def write_assets(out: Path) -> list[Path]:
@@ -58,11 +64,11 @@ def write_assets(out: Path) -> list[Path]:
     root = asset_root()
     written = []
     for relative in ASSET_FILES:
-        source = root / relative
+        source = root.joinpath(*relative.split("/"))
         if not source.is_file():
             raise FileNotFoundError(f"tiertrace asset {relative} not found under {root}")
         target = Path(out) / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        target.write_bytes(source.read_bytes())
         written.append(target)
     return written

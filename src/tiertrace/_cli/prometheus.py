@@ -8,8 +8,9 @@ Each figure is one instant query (``GET /api/v1/query``, 10 s timeout) over the 
 ``--range`` (a Prometheus duration: ``30m``, ``1h``, ``7d``; default ``1h``): the expressions
 of the design document, with ``[range]`` in place of their ``[5m]`` / ``[1h]``:
 
-* hit rate per tier, cache effectiveness, mean lookup latency and daily cost per tier, exactly
-  as written there;
+* hit rate per tier, cache effectiveness, mean lookup latency and daily cost per tier, built
+  by `tiertrace._contract.promql` like the recording rules and the dashboards (ratios and means
+  are absent, never NaN, without traffic; a tier with reads but no hits has a hit rate of 0);
 * accesses, reads, hits, mean / p50 / p95 latency per tier, and lookups per ``served_by``
   (``increase()`` and ``histogram_quantile()`` over the same window);
 * the advisor's pre-cache candidates: ``last_over_time()`` of the
@@ -30,11 +31,32 @@ import urllib.request
 from typing import Any
 
 from tiertrace._cli.report import DEFAULT_TARGETS, ReportError, build, num, tier_row
+from tiertrace._contract.names import (
+    ADVISOR_ACCESSES,
+    ADVISOR_COST_SAVINGS,
+    ADVISOR_LATENCY_SAVINGS,
+    PATTERN,
+    SERVED_BY,
+    SERVED_BY_LEVEL,
+    label,
+)
+from tiertrace._contract.promql import (
+    ACC,
+    BY_TIER,
+    BY_TIER_LEVEL,
+    DAY,
+    HITS,
+    LKP,
+    READS,
+    cost,
+    hit_ratio,
+    last,
+    mean,
+    quantile,
+    served_ratio,
+    sum_increase,
+)
 
-ACCESS = "tiertrace_access_duration_seconds"
-LOOKUP = "tiertrace_lookup_duration_seconds"
-COST = "tiertrace_cost_usd_total"
-ADVISOR = "tiertrace_advisor_candidate"
 _RANGE = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -46,33 +68,24 @@ def seconds(duration: str) -> float:
 
 def queries(r: str) -> dict[str, str]:
     """Name -> PromQL of every figure of the report over the window ``r``."""
-    by_tier = "sum by (tiertrace_tier)"
+    served = (label(SERVED_BY), label(SERVED_BY_LEVEL))
+    advisor = (label(PATTERN), *BY_TIER)
     return {
-        "hit_rate": f'{by_tier} (rate({ACCESS}_count{{tiertrace_hit="true"}}[{r}])) / '
-        f'{by_tier} (rate({ACCESS}_count{{tiertrace_hit!=""}}[{r}]))',
-        "cache_effectiveness": f'sum(rate({LOOKUP}_count{{tiertrace_served_by_level="1"}}[{r}]))'
-        f" / sum(rate({LOOKUP}_count[{r}]))",
-        "mean_lookup_latency": f"sum(rate({LOOKUP}_sum[{r}])) / sum(rate({LOOKUP}_count[{r}]))",
-        "cost_per_day": f"{by_tier} (rate({COST}[{r}])) * 86400",
-        "accesses": f"sum by (tiertrace_tier, tiertrace_tier_level) "
-        f"(increase({ACCESS}_count[{r}]))",
-        "reads": f'{by_tier} (increase({ACCESS}_count{{tiertrace_hit!=""}}[{r}]))',
-        "hits": f'{by_tier} (increase({ACCESS}_count{{tiertrace_hit="true"}}[{r}]))',
-        "mean_latency": f"{by_tier} (rate({ACCESS}_sum[{r}])) / "
-        f"{by_tier} (rate({ACCESS}_count[{r}]))",
-        "p50_latency": f"histogram_quantile(0.5, sum by (tiertrace_tier, le) "
-        f"(rate({ACCESS}_bucket[{r}])))",
-        "p95_latency": f"histogram_quantile(0.95, sum by (tiertrace_tier, le) "
-        f"(rate({ACCESS}_bucket[{r}])))",
-        "served_by": f"sum by (tiertrace_served_by, tiertrace_served_by_level) "
-        f"(increase({LOOKUP}_count[{r}]))",
-        "p95_lookup_latency": f"histogram_quantile(0.95, sum by (le) (rate({LOOKUP}_bucket[{r}])))",
-        "advisor_accesses": f"max by (tiertrace_pattern, tiertrace_tier) "
-        f"(last_over_time({ADVISOR}_accesses[{r}]))",
-        "advisor_latency_savings": f"max by (tiertrace_pattern, tiertrace_tier) "
-        f"(last_over_time({ADVISOR}_latency_savings_seconds[{r}]))",
-        "advisor_cost_savings": f"max by (tiertrace_pattern, tiertrace_tier) "
-        f"(last_over_time({ADVISOR}_cost_savings_usd[{r}]))",
+        "hit_rate": hit_ratio(BY_TIER, (), r),
+        "cache_effectiveness": served_ratio((), r),
+        "mean_lookup_latency": mean(LKP, (), (), r),
+        "cost_per_day": cost(BY_TIER, (), r),
+        "accesses": sum_increase(BY_TIER_LEVEL, f"{ACC}_count", (), r),
+        "reads": sum_increase(BY_TIER, f"{ACC}_count", (), r, READS),
+        "hits": sum_increase(BY_TIER, f"{ACC}_count", (), r, HITS),
+        "mean_latency": mean(ACC, BY_TIER, (), r),
+        "p50_latency": quantile(0.5, ACC, BY_TIER, (), r),
+        "p95_latency": quantile(0.95, ACC, BY_TIER, (), r),
+        "served_by": sum_increase(served, f"{LKP}_count", (), r),
+        "p95_lookup_latency": quantile(0.95, LKP, (), (), r),
+        "advisor_accesses": last(advisor, ADVISOR_ACCESSES.prometheus, (), r),
+        "advisor_latency_savings": last(advisor, ADVISOR_LATENCY_SAVINGS.prometheus, (), r),
+        "advisor_cost_savings": last(advisor, ADVISOR_COST_SAVINGS.prometheus, (), r),
     }
 
 
@@ -167,7 +180,7 @@ def from_prometheus(url: str, window: str = "1h") -> dict[str, Any]:
             p50_ms=cols["p50_latency"].get(name, 0.0) * 1000,
             p95_ms=cols["p95_latency"].get(name, 0.0) * 1000,
             served=served.get(name, 0.0),
-            cost_usd=cols["cost_per_day"].get(name, 0.0) * seconds(window) / 86400,
+            cost_usd=cols["cost_per_day"].get(name, 0.0) * seconds(window) / DAY,
             cost_per_day_usd=cols["cost_per_day"].get(name, 0.0),
         )
         for name, level in levels.items()

@@ -34,19 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from tiertrace._advisor.findings import SUGGESTION_FIELDS
+from tiertrace._contract.promql import MONTH_DAYS
+from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
 
-DEFAULT_TARGETS = {
-    "cache_effectiveness": (">", 0.70),
-    "mean_lookup_latency_ms": ("<", 50.0),
-    "l1_hit_rate": (">", 0.40),
-}
-TARGET_LABELS = {
-    "cache_effectiveness": "cache effectiveness",
-    "mean_lookup_latency_ms": "mean lookup latency",
-    "l1_hit_rate": "L1 hit rate",
-}
+DEFAULT_TARGETS = {t.name: (t.op, t.value) for t in TARGETS}
+TARGET_LABELS = {t.name: t.label for t in TARGETS}
 TIER_FIELDS = ("accesses", "reads", "hits", "hit_rate", "mean_ms", "p50_ms", "p95_ms", "served")
-MONTH_DAYS = 30
 SHOWN = 5  # suggestions in the text report
 
 
@@ -192,9 +185,9 @@ def evaluate(report: dict[str, Any], limits: dict[str, tuple[str, float]]) -> li
     """The targets, met or missed, from the report's own figures (as `tiertrace.stats()` does)."""
     l1 = [r for r in report["tiers"].values() if r["level"] == 1 and r["reads"]]
     values = {
-        "cache_effectiveness": report["cache_effectiveness"],
-        "mean_lookup_latency_ms": report["mean_lookup_latency_ms"],
-        "l1_hit_rate": sum(r["hits"] for r in l1) / sum(r["reads"] for r in l1) if l1 else 0.0,
+        CACHE_EFFECTIVENESS.name: report["cache_effectiveness"],
+        LOOKUP_LATENCY.name: report["mean_lookup_latency_ms"],
+        L1_HIT_RATE.name: sum(r["hits"] for r in l1) / sum(r["reads"] for r in l1) if l1 else 0.0,
     }
     rows = []
     for name, (op, target) in limits.items():

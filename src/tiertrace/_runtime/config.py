@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
 from tiertrace._core.errors import ConfigError
 from tiertrace._core.tiers import DEFAULT_TIERS, Tier, validate_tiers
 
@@ -65,9 +66,9 @@ class Settings:
     advisor_capacity: int = 10_000
     advisor_min_accesses: int = 10
     stats_window: int = 1000
-    target_cache_effectiveness: float = 0.70
-    target_lookup_latency_ms: float = 50.0
-    target_l1_hit_rate: float = 0.40
+    target_cache_effectiveness: float = CACHE_EFFECTIVENESS.value
+    target_lookup_latency_ms: float = LOOKUP_LATENCY.value
+    target_l1_hit_rate: float = L1_HIT_RATE.value
     semconv_metrics: bool = False
     instrument: tuple[str, ...] = CLIENTS
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
@@ -76,6 +77,7 @@ class Settings:
     logger_provider: Any = None
 
 
+_RATIO_TARGETS = {t.setting for t in TARGETS if t.unit == "1"}
 _OBJECTS = ("tiers", "tracer_provider", "meter_provider", "logger_provider")
 _PROVIDER_METHOD = {
     "tracer_provider": "get_tracer",
@@ -134,7 +136,7 @@ def _check(name: str, value: Any, origin: str) -> Any:
         if unknown:
             raise bad(f"unknown client(s) {unknown}; use names from {CLIENTS} or postgresql")
         return tuple(dict.fromkeys(names))
-    if name in ("implicit_window_s", "advisor_window_s", "target_lookup_latency_ms") and not (
+    if name in ("implicit_window_s", "advisor_window_s", LOOKUP_LATENCY.setting) and not (
         isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     ):
         raise bad("use a number > 0")
@@ -142,11 +144,7 @@ def _check(name: str, value: Any, origin: str) -> Any:
         isinstance(value, int) and not isinstance(value, bool) and value >= 1
     ):
         raise bad("use a whole number >= 1")
-    if (
-        name.startswith("target_")
-        and name != "target_lookup_latency_ms"
-        and not (isinstance(value, (int, float)) and 0 <= value <= 1)
-    ):
+    if name in _RATIO_TARGETS and not (isinstance(value, (int, float)) and 0 <= value <= 1):
         raise bad("use a ratio between 0 and 1")
     return value
 

@@ -29,6 +29,15 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tiertrace._contract.names import (
+    ADVISOR_ACCESSES,
+    ADVISOR_COST_SAVINGS,
+    ADVISOR_LATENCY_SAVINGS,
+    COST,
+    PATTERN,
+    TIER,
+    TIER_LEVEL,
+)
 from tiertrace._core import recorder
 from tiertrace._core.binding import TIERS
 from tiertrace._core.errors import ConfigError
@@ -116,11 +125,9 @@ def _wire(h: Handle) -> None:
     state.capture_error_messages = s.capture_error_messages
     grouping.CLOSE[:] = [h.emitter.close]
     tel = h.telemetry
-    tel.observe(
-        "tiertrace.cost.usd", "counter", "{USD}", "Cost of tier accesses in US dollars", _costs
-    )
-    for name, unit, field, desc in _GAUGES:
-        tel.observe(name, "gauge", unit, desc, _candidates(field))
+    tel.observe(COST.name, COST.kind, COST.unit, COST.description, _costs)
+    for gauge, field in _GAUGES:
+        tel.observe(gauge.name, gauge.kind, gauge.unit, gauge.description, _candidates(field))
     for client in s.instrument:
         cls = registry.load(client)
         if cls is None:  # the client library is not installed
@@ -131,13 +138,10 @@ def _wire(h: Handle) -> None:
 
 
 _GAUGES = (
-    ("tiertrace.advisor.candidate.accesses", "{access}", "accesses",
-     "Reads of a pre-cache candidate in the advisor window"),
-    ("tiertrace.advisor.candidate.latency_savings", "s", "latency_savings_s_per_day",
-     "Latency a pre-cache candidate would save per day"),
-    ("tiertrace.advisor.candidate.cost_savings.usd", "{USD}", "cost_savings_usd_per_day",
-     "Cost a pre-cache candidate would save per day"),
-)  # fmt: skip
+    (ADVISOR_ACCESSES, "accesses"),
+    (ADVISOR_LATENCY_SAVINGS, "latency_savings_s_per_day"),
+    (ADVISOR_COST_SAVINGS, "cost_savings_usd_per_day"),
+)
 
 
 def _costs() -> Iterable[tuple[float, dict[str, Any]]]:
@@ -152,7 +156,7 @@ def _costs() -> Iterable[tuple[float, dict[str, Any]]]:
     h.grouper.flush(everything=False)
     spent = h.stats.costs()
     for tier in h.settings.tiers:
-        attrs = {"tiertrace.tier": tier.name, "tiertrace.tier.level": tier.level}
+        attrs = {TIER: tier.name, TIER_LEVEL: tier.level}
         yield spent.get(tier.name, 0.0), attrs
 
 
@@ -164,7 +168,7 @@ def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
         for c in h.advisor.candidates():
             yield (
                 float(getattr(c, field)),
-                {"tiertrace.pattern": c.pattern, "tiertrace.tier": c.tier},
+                {PATTERN: c.pattern, TIER: c.tier},
             )
 
     return produce

@@ -35,31 +35,18 @@ from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider, set_logger_provider
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from tiertrace._contract.names import (
+    ACCESS_DURATION,
+    BUCKETS,
+    LOOKUP_DURATION,
+    SCOPE,
+    SELF_ERRORS,
+    SEMCONV_BUCKETS,
+    SEMCONV_DURATION,
+)
 from tiertrace._core.errors import ConfigError
 from tiertrace._runtime.config import Settings
 from tiertrace._version import __version__
-
-BUCKETS = (
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-SEMCONV_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
-SCOPE = "tiertrace"
 
 
 def _is_sdk(provider: object, installed: list[Any]) -> bool:
@@ -95,27 +82,27 @@ class Telemetry:
         self.meter = meter
         self.logger = self.logger_provider.get_logger(SCOPE, __version__)
         self.access_duration = meter.create_histogram(
-            "tiertrace.access.duration",
-            unit="s",
-            description="Duration of one access to a memory tier",
+            ACCESS_DURATION.name,
+            unit=ACCESS_DURATION.unit,
+            description=ACCESS_DURATION.description,
             explicit_bucket_boundaries_advisory=BUCKETS,
         )
         self.lookup_duration = meter.create_histogram(
-            "tiertrace.lookup.duration",
-            unit="s",
-            description="Duration of one lookup: the whole fall-through across tiers",
+            LOOKUP_DURATION.name,
+            unit=LOOKUP_DURATION.unit,
+            description=LOOKUP_DURATION.description,
             explicit_bucket_boundaries_advisory=BUCKETS,
         )
         self.self_errors = meter.create_counter(
-            "tiertrace.self.errors",
-            unit="{error}",
-            description="Faults inside tiertrace that were caught; the application was unharmed",
+            SELF_ERRORS.name,
+            unit=SELF_ERRORS.unit,
+            description=SELF_ERRORS.description,
         )
         self.semconv_duration = (
             meter.create_histogram(
-                "db.client.operation.duration",
-                unit="s",
-                description="Duration of database client operations",
+                SEMCONV_DURATION.name,
+                unit=SEMCONV_DURATION.unit,
+                description=SEMCONV_DURATION.description,
                 explicit_bucket_boundaries_advisory=SEMCONV_BUCKETS,
             )
             if settings.semconv_metrics

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
 from tiertrace._core.recorder import Access
 from tiertrace._core.tiers import Tier
 from tiertrace._runtime.config import Settings
@@ -226,27 +227,19 @@ class Stats:
     def targets(self, view: dict[str, Any]) -> list[dict[str, Any]]:
         s = self.settings
         l1 = [r for r in view["tiers"].values() if r["level"] == 1 and r["reads"]]
-        l1_rate = sum(r["hits"] for r in l1) / sum(r["reads"] for r in l1) if l1 else 0.0
-        rows = [
-            ("cache_effectiveness", ">", s.target_cache_effectiveness, view["cache_effectiveness"]),
-            (
-                "mean_lookup_latency_ms",
-                "<",
-                s.target_lookup_latency_ms,
-                view["mean_lookup_latency_ms"],
-            ),
-            ("l1_hit_rate", ">", s.target_l1_hit_rate, l1_rate),
-        ]
-        return [
-            {
-                "name": n,
-                "op": op,
-                "target": t,
-                "value": v,
-                "met": bool(view["lookups"]) and (v > t if op == ">" else v < t),
-            }
-            for n, op, t, v in rows
-        ]
+        values = {
+            CACHE_EFFECTIVENESS.name: view["cache_effectiveness"],
+            LOOKUP_LATENCY.name: view["mean_lookup_latency_ms"],
+            L1_HIT_RATE.name: sum(r["hits"] for r in l1) / sum(r["reads"] for r in l1)
+            if l1
+            else 0.0,
+        }
+        rows = []
+        for t in TARGETS:
+            limit, v = getattr(s, t.setting), values[t.name]
+            met = bool(view["lookups"]) and (v > limit if t.op == ">" else v < limit)
+            rows.append({"name": t.name, "op": t.op, "target": limit, "value": v, "met": met})
+        return rows
 
 
 def vars_of(c: _TierCounts) -> dict[str, Any]:

@@ -12,13 +12,14 @@ Two dashboards are provisioned by the compose stack (``grafana/dashboards/*.json
   ``error.type``.
 
 Both have the variables ``datasource`` (any Prometheus), ``job`` and ``tier``; every rate
-uses ``$__rate_interval``. The queries and targets come from ``tiertrace._contract.rules``, which
-also generates the Prometheus rules, so a panel, its recording rule and its alert share one
-definition. The JSON files and the rules file are generated and committed; regenerate them
-after changing a query or a target (from the repository root)::
+uses ``$__rate_interval``. The queries are the builders of `tiertrace._contract.promql` and the
+thresholds the targets of `tiertrace._contract.targets`, from which `tools.rules` also builds
+the Prometheus rules, so a panel, its recording rule and its alert share one definition. The
+JSON files are generated and committed in ``src/tiertrace/assets/grafana/dashboards``;
+regenerate them after changing a query or a target (from the repository root)::
 
-    python -m tiertrace._contract.dashboards --write grafana/dashboards
-    python -m tiertrace._contract.dashboards --check grafana/dashboards   # exit 1 when stale
+    python -m tools.generate --write
+    python -m tools.generate --check   # exit 1 when a committed file is stale
 
 Import a dashboard into another Grafana by uploading its JSON file and choosing your
 Prometheus data source in the ``datasource`` variable.
@@ -26,29 +27,35 @@ Prometheus data source in the ``datasource`` variable.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from tiertrace._contract.rules import (
+from tiertrace._contract.names import (
+    ADVISOR_GAUGES,
+    COMPONENT,
+    ERROR_TYPE,
+    PATTERN,
+    SELF_ERRORS,
+    SERVED_BY,
+    label,
+)
+from tiertrace._contract.promql import (
     ACC,
+    BY_TIER,
     LKP,
     MONTH_DAYS,
-    RULES_PATH,
-    TARGETS,
-    TIER,
-    Json,
     cost,
     hit_ratio,
     mean,
     quantile,
-    render_rules,
     served_ratio,
     sum_rate,
 )
+from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, Target
+
+Json = dict[str, Any]
+TIER, ERR = BY_TIER, label(ERROR_TYPE)
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 RI, JOB, TIER_SEL = "$__rate_interval", 'job=~"$job"', 'tiertrace_tier=~"$tier"'
@@ -94,12 +101,12 @@ def _table(title: str, desc: str, size: tuple[int, int], queries: Sequence[Query
 
 
 def _series(title: str, desc: str, unit: str, size: tuple[int, int], queries: Sequence[Query],
-            target: tuple[str, bool] | None = None) -> Json:  # fmt: skip
-    """A time series; ``target`` = (TARGETS key, True if higher is better) draws a dashed line."""
+            target: Target | None = None) -> Json:  # fmt: skip
+    """A time series; a ``target`` draws a dashed threshold line at its value."""
     steps: list[tuple[float | None, str]] = [(None, "green")]
     if target:
-        good, bad = ("red", "green") if target[1] else ("green", "red")
-        steps = [(None, good), (TARGETS[target[0]], bad)]
+        good, bad = ("red", "green") if target.op == ">" else ("green", "red")
+        steps = [(None, good), (target.prometheus_value, bad)]
     style = {"thresholdsStyle": {"mode": "dashed" if target else "off"}}
     options = {"legend": LEGEND, "tooltip": TOOLTIP}
     return _panel("timeseries", title, desc, unit, size, queries, steps=steps,
@@ -156,7 +163,7 @@ def _merge(names: Sequence[str]) -> list[Json]:
 
 
 def memory_tiers() -> Json:
-    a, lk, t = (JOB, TIER_SEL), (JOB,), TARGETS
+    a, lk = (JOB, TIER_SEL), (JOB,)
     stats = _reduce("lastNotNull", showThresholdMarkers=True)
     bars = _reduce("mean", displayMode="basic", orientation="horizontal", showUnfilled=True)
     pie = _reduce("mean", pieType="donut", displayLabels=["percent"])
@@ -164,21 +171,17 @@ def memory_tiers() -> Json:
     barchart = {"xField": "tiertrace_tier", "legend": LEGEND, "tooltip": TOOLTIP}
     lat = [(mean(ACC, TIER, a, RI), "")]
     lat += [(quantile(q, ACC, TIER, a, RI), "") for q in (0.5, 0.95, 0.99)]
-    served = sum_rate(("tiertrace_served_by",), f"{LKP}_count", lk, RI)
-    advisor = [
-        (f"sum by (tiertrace_pattern, tiertrace_tier) ({m}{{{JOB}, {TIER_SEL}}})", "")
-        for m in (
-            "tiertrace_advisor_candidate_accesses",
-            "tiertrace_advisor_candidate_latency_savings_seconds",
-            "tiertrace_advisor_candidate_cost_savings_usd",
-        )
-    ]
-    errors = f"sum by (tiertrace_component) (increase(tiertrace_self_errors_total{{{JOB}}}[{RI}]))"
-    failed = sum_rate(("tiertrace_tier", "error_type"), f"{ACC}_count", a, RI, 'error_type!=""')
+    served = sum_rate((label(SERVED_BY),), f"{LKP}_count", lk, RI)
+    by_pattern = f"{label(PATTERN)}, {TIER[0]}"
+    advisor = [(f"sum by ({by_pattern}) ({m.prometheus}{{{JOB}, {TIER_SEL}}})", "")
+               for m in ADVISOR_GAUGES]  # fmt: skip
+    errors = (f"sum by ({label(COMPONENT)}) "
+              f"(increase({SELF_ERRORS.prometheus}{{{JOB}}}[{RI}]))")  # fmt: skip
+    failed = sum_rate((*TIER, ERR), f"{ACC}_count", a, RI, f'{ERR}!=""')
     daily = [(cost(TIER, a, RI), "{{tiertrace_tier}}"), (cost((), a, RI), "total")]
     monthly = [(cost(TIER, a, RI, MONTH_DAYS), "{{tiertrace_tier}}")]
     monthly.append((cost((), a, RI, MONTH_DAYS), "total"))
-    ce, l1, ms = t["cache_effectiveness"], t["l1_hit_ratio"], t["lookup_latency_seconds_mean"]
+    ce, l1, ms = (t.prometheus_value for t in (CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY))
     panels = [
         _panel("piechart", "Lookups served by", "Lookups per second by the tier that served "
                "them (none: every tier missed), averaged over the time range.", "ops", (6, 8),
@@ -205,14 +208,14 @@ def memory_tiers() -> Json:
                options=bars),
         _series("Hit rate per tier", f"Hits / reads per tier; dashed: the level-1 target "
                 f"({l1:.0%}).", "percentunit", (8, 8),
-                [(hit_ratio(TIER, a, RI), "{{tiertrace_tier}}")], ("l1_hit_ratio", True)),
+                [(hit_ratio(TIER, a, RI), "{{tiertrace_tier}}")], L1_HIT_RATE),
         _series("Cache effectiveness over time", "Share of lookups served by level 1; dashed: "
                 f"the target ({ce:.0%}).", "percentunit", (8, 8),
-                [(served_ratio(lk, RI), "L1")], ("cache_effectiveness", True)),
+                [(served_ratio(lk, RI), "L1")], CACHE_EFFECTIVENESS),
         _series("Lookup latency", "Mean and p95 of a whole lookup; dashed: the target for the "
                 f"mean ({ms * 1000:g} ms).", "s", (8, 8),
                 [(mean(LKP, (), lk, RI), "mean"), (quantile(0.95, LKP, (), lk, RI), "p95")],
-                ("lookup_latency_seconds_mean", False)),
+                LOOKUP_LATENCY),
         _table("Pre-cache suggestions", "Access patterns of the lower tiers the advisor "
                "suggests caching in level 1, with the latency and cost they would save per "
                "day.", (24, 8), advisor, [("Accesses", "short"), ("Latency saved per day", "s"),
@@ -231,7 +234,7 @@ def tier_operations() -> Json:
     by, a = (*TIER, "db_operation_name"), (JOB, TIER_SEL, 'db_operation_name=~"$operation"')
     leg = "{{tiertrace_tier}} {{db_operation_name}}"
     rate = sum_rate(by, f"{ACC}_count", a, RI)
-    failed = sum_rate((*by, "error_type"), f"{ACC}_count", a, RI, 'error_type!=""')
+    failed = sum_rate((*by, ERR), f"{ACC}_count", a, RI, f'{ERR}!=""')
     pct = [(quantile(q, ACC, by, a, RI), f"p{round(q * 100)} {leg}") for q in (0.5, 0.95, 0.99)]
     summary = [(rate, ""), (mean(ACC, by, a, RI), ""), (hit_ratio(by, a, RI), "")]
     columns = [("Accesses per second", "ops"), ("Mean latency", "s"), ("Hit rate", "percentunit")]
@@ -264,29 +267,3 @@ DASHBOARDS: dict[str, Callable[[], Json]] = {
 def render() -> dict[str, str]:
     """File name -> JSON text of every dashboard."""
     return {name: json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tiertrace._contract.dashboards")
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", metavar="DIR", help="write the dashboards into DIR")
-    mode.add_argument("--check", metavar="DIR", help="exit 1 if DIR or the rules are stale")
-    parser.add_argument("--rules", default=RULES_PATH, help=f"rules file (default {RULES_PATH})")
-    args = parser.parse_args(argv)
-    folder = Path(args.write or args.check)
-    files = {folder / name: text for name, text in render().items()}
-    files[Path(args.rules)] = render_rules()
-    if args.write:
-        for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
-        return 0
-    stale = [p for p, text in files.items() if not p.is_file() or p.read_text("utf-8") != text]
-    for path in stale:
-        print(f"stale: {path}; run python -m tiertrace._contract.dashboards --write {folder}")
-    return 1 if stale else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
