@@ -265,6 +265,6 @@ def _register_embedding_function() -> None:
     # collections created with tiertrace's HashingEmbeddingFunction re-open only when chromadb
     # knows its name; chromadb has already imported numpy and its registry at this point
     try:
-        pass
+        from tiertrace._instrument.chroma import embedding  # noqa: F401
     except Exception as fault:
         _access.report_fault("chroma", fault)
