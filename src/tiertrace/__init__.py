@@ -31,8 +31,7 @@ from tiertrace._instrument.psycopg.instrumentor import PsycopgInstrumentor
 from tiertrace._instrument.redis.instrumentor import RedisInstrumentor
 from tiertrace._lookups.agent import track_agent
 from tiertrace._lookups.grouping import lookup
-from tiertrace._memory.drivers import AsyncTieredMemory, TieredMemory
-from tiertrace._memory.planner import LookupMetrics
+from tiertrace._memory import AsyncTieredMemory, LookupMetrics, TieredMemory
 from tiertrace._runtime.config import Settings
 from tiertrace._runtime.handle import Handle, handle, init, shutdown
 

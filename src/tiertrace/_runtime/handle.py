@@ -34,6 +34,7 @@ from tiertrace._core.errors import ConfigError
 from tiertrace._lookups import grouping as _lookup
 from tiertrace._lookups.events import Emitter
 from tiertrace._lookups.grouping import Grouper
+from tiertrace._memory.planner import set_figures
 from tiertrace._runtime.config import Settings, resolve
 from tiertrace._runtime.providers import Telemetry, export_timeout_s
 from tiertrace._runtime.stats import Stats
@@ -192,6 +193,7 @@ def _wire(h: Handle) -> None:
         instrumentor = getattr(importlib.import_module(module), cls)()
         instrumentor.instrument(skip_dep_check=True)
         h.instrumentors.append(instrumentor)
+    set_figures(h)
 
 
 _GAUGES = (
@@ -255,6 +257,7 @@ def shutdown() -> None:
             _uninstrument_all()
             _access.configure(None, None)
             _lookup.CLOSE.clear()
+            set_figures(None)
             _HANDLE = None
             h.telemetry.shutdown(export_timeout_s())
 
