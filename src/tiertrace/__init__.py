@@ -28,8 +28,7 @@ from tiertrace._core.recorder import report_fault as _report_fault
 from tiertrace._core.tiers import DEFAULT_TIERS, Tier
 from tiertrace._lookups.agent import track_agent
 from tiertrace._lookups.grouping import lookup
-from tiertrace._memory.drivers import AsyncTieredMemory, TieredMemory
-from tiertrace._memory.planner import LookupMetrics
+from tiertrace._memory import AsyncTieredMemory, LookupMetrics, TieredMemory
 from tiertrace._runtime import Handle, Settings, handle, reset, shutdown
 from tiertrace._version import __version__
 

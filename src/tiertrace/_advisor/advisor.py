@@ -68,6 +68,11 @@ How the numbers are made (all over the window, all observed, no constants):
   cost per day. *cost-share*: from ``min_accesses`` lookups.
   *l1-hit-rate*: from ``min_accesses`` L1 reads with a known hit.
 
+How it is built: `Advisor` composes a `tiertrace._advisor.recorder.Recorder` (the bounded
+tables and the ``observe_*`` hot path) with the rules of `tiertrace._advisor.findings`, which
+read the recorder's read-only `tiertrace._advisor.recorder.Window` snapshot and never its
+tables.
+
 `Advisor.suggestions` lists pre-cache findings first (latency saved, then cost saved,
 descending), then cost-share, l1-hit-rate, wasted-fills, top-latency and top-cost;
 `Advisor.candidates` gives the first ``top_n`` pre-cache findings: what the
@@ -79,19 +84,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tiertrace._advisor.findings import Findings, Suggestion
+from tiertrace._advisor.findings import Suggestion, Thresholds, findings, pre_cache
+from tiertrace._advisor.recorder import Recorder, Window
 
 __all__ = ["Advisor", "Suggestion"]
 
 
-class Advisor(Findings):
+class Advisor:
     """Turns tier accesses and lookups into `Suggestion` objects (see the module guide).
 
-    ``observe_access`` and ``observe_lookup`` (from `Recorder`) feed it; `suggestions` and
-    `candidates` read it (the rules are in `Findings`). Besides the documented knobs:
-    ``buckets`` (time resolution of the window), ``pattern_capacity``, ``fill_grace_s`` (a
-    fill younger than this is not yet counted as wasted; default one bucket) and ``on_error``
-    (called with every exception ``observe_*`` swallowed; ``faults`` counts them).
+    ``observe_access`` and ``observe_lookup`` feed it: they are the bound methods of its
+    `Recorder`, so the per-access path has no extra call. `suggestions` and `candidates` take
+    one `Window` of the recorder and apply the rules of `tiertrace._advisor.findings` to it
+    outside the recorder's lock. Besides the documented knobs: ``buckets`` (time resolution
+    of the window), ``pattern_capacity``, ``fill_grace_s`` (a fill younger than this is not
+    yet counted as wasted; default one bucket) and ``on_error`` (called with every exception
+    ``observe_*`` swallowed; ``faults`` counts them).
     """
 
     def __init__(
@@ -108,7 +116,7 @@ class Advisor(Findings):
         fill_grace_s: float | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        super().__init__(
+        recorder = Recorder(
             window_s=window_s,
             capacity=capacity,
             clock=clock,
@@ -116,27 +124,32 @@ class Advisor(Findings):
             pattern_capacity=pattern_capacity,
             on_error=on_error,
         )
-        self.min_accesses = max(int(min_accesses), 1)
+        self.recorder = recorder
+        self.observe_access = recorder.observe_access
+        self.observe_lookup = recorder.observe_lookup
+        self.reset = recorder.reset
+        self.tracked = recorder.tracked
         self.top_n = max(int(top_n), 0)
-        self.l1_hit_rate_target = float(l1_hit_rate_target)
-        self.fill_grace_s = self._width if fill_grace_s is None else float(fill_grace_s)
+        self.thresholds = Thresholds(
+            max(int(min_accesses), 1),
+            float(l1_hit_rate_target),
+            recorder.bucket_s if fill_grace_s is None else float(fill_grace_s),
+        )
+
+    @property
+    def faults(self) -> int:
+        """Exceptions swallowed by ``observe_*`` so far."""
+        return self.recorder.faults
+
+    def window(self) -> Window:
+        """The recorder's read-only snapshot the findings are made from."""
+        return self.recorder.window(self.thresholds.fill_grace_s)
 
     def candidates(self) -> list[Suggestion]:
         """The ``top_n`` pre-cache candidates, biggest savings first (what gauges report)."""
-        with self._lock:
-            snap = self._snap()
-            return self._pre_cache(snap)[: self.top_n]
+        return pre_cache(self.window(), self.thresholds)[: self.top_n]
 
     def suggestions(self) -> list[Suggestion]:
         """Every current finding: pre-cache first (biggest savings first), then cost-share,
         l1-hit-rate, wasted-fills, top-latency and top-cost."""
-        with self._lock:
-            snap = self._snap()
-            return [
-                *self._pre_cache(snap),
-                *self._cost_share(snap),
-                *self._l1_hit_rate(snap),
-                *self._wasted_fills(snap),
-                *self._top(snap, 2, "latency"),
-                *self._top(snap, 3, "cost"),
-            ]
+        return findings(self.window(), self.thresholds)

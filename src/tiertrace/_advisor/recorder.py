@@ -1,29 +1,36 @@
 """The recording side of the optimization advisor: ``observe_*`` into bounded tables.
 
-`Recorder` is what `tiertrace._advisor.advisor.Advisor` builds on: ``observe_access`` and
-``observe_lookup`` (the hot path, a few microseconds, never raising, one lock) update a
-handful of bounded tables (see `tiertrace._advisor.tables`), and the advisor reads them to make its
-findings. Latencies and costs outside ``[0, 1e9)`` (negative, NaN, inf) are ignored; an
-exception inside ``observe_*`` is counted in ``faults`` and passed to ``on_error``.
+`Recorder` owns the advisor's state. ``observe_access`` and ``observe_lookup`` (the hot path,
+a few microseconds, never raising, one lock) update a handful of bounded tables (see
+`tiertrace._advisor.tables`). Latencies and costs outside ``[0, 1e9)`` (negative, NaN, inf)
+are ignored; an exception inside ``observe_*`` is counted in ``faults`` and passed to
+``on_error``.
+
+What the rules of `tiertrace._advisor.findings` need is read through `Recorder.window`: one
+consistent, read-only `Window` of the tables, taken under the lock (window sums per tier, per
+``served_by`` value and per pattern, and the unread fills). The tables themselves never leave
+this module.
 
 Tables: accesses per tier, lookups per ``served_by``, patterns (at most
 ``pattern_capacity``), exact keys and unread L1 fills (each at most ``capacity``; an L1
 read of a key removes its fill, a fill pushed out unread counts as wasted), tier names (at
-most 64). Time is a bucket number ``b = int(now / bucket_width)``; a bucket is in
-the window when ``b > now_bucket - buckets``.
+most 64). Time is a bucket number ``b = int(now / bucket_s)``; a bucket is in the window
+when ``b > now_bucket - buckets``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 from tiertrace._advisor.tables import (
     Fill,
     KeyStat,
     PatternStat,
     TierStat,
+    key_count,
     prune_fills,
     prune_keys,
     prune_rings,
@@ -31,6 +38,38 @@ from tiertrace._advisor.tables import (
 
 _MAX = 1e9  # latencies and costs outside [0, _MAX) (negative, NaN, inf) are ignored
 _MAX_TIERS = 64
+
+
+class TierView(NamedTuple):
+    """Window sums of one tier or one ``served_by`` value (fields: see `TierStat`)."""
+
+    level: int
+    totals: Sequence[float]
+
+
+class PatternView(NamedTuple):
+    """Window sums of one query pattern (fields: see `PatternStat`) and its pre-cache facts."""
+
+    totals: Sequence[float]
+    served: Mapping[str, int]  # served_by -> lookups
+    first_deep: float  # first deep-served read since the pattern was last idle
+    last_deep: float  # last deep-served read (-inf: none yet)
+    top_key: str | None  # busiest exact key served deep
+    top_key_reads: float | None  # its estimated reads in the window; None once untracked
+    fill_tier: str  # tier of the last L1 write ("" before any)
+
+
+class Window(NamedTuple):
+    """A read-only snapshot of everything `Recorder` holds, as of ``now``."""
+
+    now: float
+    window_s: float
+    bucket_s: float
+    span: float  # seconds of the window actually observed (at least one bucket)
+    tiers: Mapping[str, TierView]  # accesses per tier
+    served: Mapping[str, TierView]  # lookups per served_by value
+    patterns: Mapping[str, PatternView]
+    unread_fills: Mapping[str, float]  # pattern -> L1 fills still unread (see `window`)
 
 
 class Recorder:
@@ -51,8 +90,8 @@ class Recorder:
         self.window_s = float(window_s)
         self.capacity = int(capacity)
         self.pattern_capacity = int(pattern_capacity)
-        self._nb = int(buckets)
-        self._width = self.window_s / self._nb
+        self.buckets = self._nb = int(buckets)
+        self.bucket_s = self._width = self.window_s / self._nb
         self._inv_w = 1.0 / self._width
         self._clock = clock
         self._on_error = on_error
@@ -79,6 +118,38 @@ class Recorder:
                 "fills": len(self._fills),
                 "tiers": len(self._tiers) + len(self._served),
             }
+
+    def window(self, unread_after_s: float) -> Window:
+        """The tables as of now; ``unread_fills`` counts, per pattern, the L1 fills written
+        in the window at least ``unread_after_s`` ago whose key was not read since."""
+        with self._lock:
+            now = self._clock()
+            b = int(now * self._inv_w)
+            nb = self._nb
+            ep, frac = b // nb, (b % nb) / nb
+            tiers = {k: TierView(t.level, t.totals(b, nb)) for k, t in self._tiers.items()}
+            served = {k: TierView(t.level, t.totals(b, nb)) for k, t in self._served.items()}
+            keys = self._keys
+            patterns = {}
+            for k, p in self._patterns.items():
+                e = keys.get(p.top_key) if p.top_key is not None else None
+                patterns[k] = PatternView(
+                    p.totals(b, nb),
+                    dict(p.served),
+                    p.first_deep,
+                    p.last_deep,
+                    p.top_key,
+                    None if e is None else key_count(e, ep, frac),
+                    p.fill_tier,
+                )
+            oldest, newest = now - self.window_s, now - unread_after_s
+            unread: dict[str, float] = {}
+            for f in self._fills.values():
+                if oldest <= f.t <= newest:
+                    unread[f.pattern] = unread.get(f.pattern, 0.0) + 1.0
+            start = now if self._start is None else self._start
+            span = max(min(now - start, self.window_s), self._width)
+            return Window(now, self.window_s, self._width, span, tiers, served, patterns, unread)
 
     def observe_access(
         self,

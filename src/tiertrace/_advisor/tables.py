@@ -1,8 +1,8 @@
 """Bounded, time-windowed tables for the optimization advisor.
 
-`tiertrace._advisor.recorder.Recorder` keeps its state in these;
-`tiertrace._advisor.advisor.Advisor`
-reads them to make its findings. Two building blocks keep memory flat whatever the key space:
+`tiertrace._advisor.recorder.Recorder` keeps its state in these and is the only module that
+touches them; the rules see them through the recorder's read-only ``Window``. Two building
+blocks keep memory flat whatever the key space:
 
 * `Ring` — sums of a few fields (count, latency, cost …) over a sliding window cut into
   time buckets (60 per window by default: one-minute resolution for a one-hour window). Only

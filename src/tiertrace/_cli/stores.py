@@ -150,7 +150,7 @@ class Stores:
         import redis
 
         from tiertrace._instrument.chroma.embedding import HashingEmbeddingFunction
-        from tiertrace._memory.drivers import TieredMemory
+        from tiertrace._memory import TieredMemory
 
         embed = HashingEmbeddingFunction(dim=384)
         with _quiet():

@@ -12,14 +12,13 @@
     undo()                                   # the methods are the originals again
 
 Each call of a tracked method runs inside ``tiertrace.lookup(query_type=<method name>,
-agent_id=...)``; sync and ``async def`` methods are both handled. Only the given object is
-changed (instance attributes), never its class.
+agent_id=...)``, applied as a decorator (`tiertrace._lookups.grouping.lookup` handles sync
+and ``async def`` methods alike). Only the given object is changed (instance attributes),
+never its class.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,7 +35,7 @@ def track_agent(
         method = getattr(obj, name, None)
         if method is None or not callable(method):
             raise ConfigError(f"track_agent: {type(obj).__name__} has no method {name!r}")
-        setattr(obj, name, _wrap(method, name, agent_id))
+        setattr(obj, name, lookup(query_type=name, agent_id=agent_id)(method))
         wrapped.append(name)
 
     def undo() -> None:
@@ -46,21 +45,3 @@ def track_agent(
         wrapped.clear()
 
     return undo
-
-
-def _wrap(method: Callable[..., Any], name: str, agent_id: str | None) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(method):
-
-        @functools.wraps(method)
-        async def async_call(*args: Any, **kwargs: Any) -> Any:
-            async with lookup(query_type=name, agent_id=agent_id):
-                return await method(*args, **kwargs)
-
-        return async_call
-
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        with lookup(query_type=name, agent_id=agent_id):
-            return method(*args, **kwargs)
-
-    return call

@@ -279,8 +279,3 @@ class lookup:
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
-
-
-def current_lookup() -> Lookup | None:
-    """The explicit lookup of this context, if any."""
-    return _CURRENT.get()

@@ -1,4 +1,4 @@
-"""``TieredMemory``: a read-through memory over Redis, PostgreSQL and Chroma, fully traced.
+"""The read-through shared by `TieredMemory` and `AsyncTieredMemory`: key, plan, metrics.
 
 ::
 
@@ -19,16 +19,33 @@
     print(metrics.tier_accessed, metrics.total_latency_ms, metrics.cost_usd)
 
 Each call is one explicit lookup (see `tiertrace._lookups.grouping`): Redis ``GET`` of a key
-derived from
-the query (``key_prefix`` + a hash of the text with case and spacing folded: the query text never
-becomes a key), then the SQL with the
-query as its one parameter, then a Chroma ``query`` with the query's embedding. The first hit
-wins and is returned as that store returned it (bytes from Redis, the row from PostgreSQL, the
-``QueryResult`` from Chroma). A hit in a lower tier is promoted to the tiers above it (Redis
-``SET`` with ``ttl_s["redis"]``; PostgreSQL through ``put_sql`` when given); ``promote=False``
-turns that off. ``put()`` writes through to every tier. ``AsyncTieredMemory`` is the same over
-``redis.asyncio``, ``psycopg.AsyncConnection`` / ``AsyncConnectionPool`` and an
-``AsyncCollection``. Query texts are never put on spans, events or labels.
+derived from the query (``key_prefix`` + a hash of the text with case and spacing folded: the
+query text never becomes a key), then the SQL with the query as its one parameter, then a
+Chroma ``query`` with the query's embedding. The first hit wins and is returned as that store
+returned it (bytes from Redis, the row from PostgreSQL, the ``QueryResult`` from Chroma; a
+Chroma result is a hit by the Chroma tier's own rule, see
+`tiertrace._instrument.chroma.instrumentor.collection_served`). A hit in a lower tier is
+promoted to the tiers above it (Redis ``SET`` with ``ttl_s["redis"]``; PostgreSQL through
+``put_sql`` when given); ``promote=False`` turns that off. ``put()`` writes through to every
+tier. ``AsyncTieredMemory`` is the same over ``redis.asyncio``, ``psycopg.AsyncConnection`` /
+``AsyncConnectionPool`` and an ``AsyncCollection``. Query texts are never put on spans,
+events or labels.
+
+How it is built: `Planner` holds the configuration and describes the read-through and the
+write-through as *plans*, generators of `Step` tuples ``(operation, arguments)`` that receive
+each step's result and return the answer. `tiertrace._memory.sync.TieredMemory` executes the
+steps with blocking calls, `tiertrace._memory.aio.AsyncTieredMemory` awaits them; both compose
+one `Planner`, so the rules live here once. The operations and their arguments:
+
+* ``redis_get`` ``key`` / ``redis_set`` ``(key, text, ttl_s)``
+* ``pg_get`` ``(sql, params)`` (one row or None) / ``pg_put`` ``(sql, params)`` (commits unless
+  the connection is in autocommit)
+* ``chroma_query`` / ``chroma_upsert``: the keyword arguments of the collection call
+
+`LookupMetrics` also reports the process-wide cache effectiveness and the advisor's current
+suggestions for the lookup's pattern. Those come from the runtime, which stands above this
+package: it registers itself with `set_figures` at ``init()`` and clears it at ``shutdown()``
+(before that, and after, they are ``0.0`` and ``[]``).
 """
 
 from __future__ import annotations
@@ -37,12 +54,21 @@ import hashlib
 import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from tiertrace._core.binding import TIERS
 from tiertrace._core.sanitize.keys import text_fingerprint
-from tiertrace._lookups.grouping import Lookup, lookup
-from tiertrace._runtime import process as _runtime
+from tiertrace._lookups.grouping import Lookup
+
+__all__ = [
+    "Effectiveness",
+    "Figures",
+    "LookupMetrics",
+    "Plan",
+    "Planner",
+    "Step",
+    "default_serialize",
+    "set_figures",
+]
 
 Step = tuple[str, Any]
 Plan = Generator[Step, Any, Any]
@@ -61,7 +87,34 @@ class LookupMetrics:
     optimization_suggestions: list[Any] = field(default_factory=list)
 
 
-def _serialize(value: Any) -> str | bytes:
+class Effectiveness(Protocol):
+    def cache_effectiveness(self) -> float:
+        """Share of the recent lookups served by level 1."""
+        ...
+
+
+class Figures(Protocol):
+    """What `LookupMetrics` reads from the running tiertrace (the runtime's handle is one)."""
+
+    @property
+    def stats(self) -> Effectiveness: ...
+
+    def suggestions(self, max_age_s: float = ...) -> list[Any]:
+        """The advisor's findings, possibly cached for up to ``max_age_s``."""
+        ...
+
+
+_figures: Figures | None = None
+
+
+def set_figures(figures: Figures | None) -> None:
+    """Where `LookupMetrics` takes its process-wide figures from (None: nowhere)."""
+    global _figures
+    _figures = figures
+
+
+def default_serialize(value: Any) -> str | bytes:
+    """How a lower tier's answer is stored in the tiers above it (``serialize=``'s default)."""
     if isinstance(value, (str, bytes)):
         return value
     if isinstance(value, (tuple, list)) and len(value) == 1 and isinstance(value[0], (str, bytes)):
@@ -72,7 +125,9 @@ def _serialize(value: Any) -> str | bytes:
     return json.dumps(value, default=str)
 
 
-class _Base:
+class Planner:
+    """The configuration of one tiered memory and its plans (see the module documentation)."""
+
     def __init__(
         self,
         *,
@@ -86,7 +141,7 @@ class _Base:
         ttl_s: Mapping[str, float] | None = None,
         promote: bool = True,
         key_prefix: str = "memory:",
-        serialize: Callable[[Any], str | bytes] = _serialize,
+        serialize: Callable[[Any], str | bytes] = default_serialize,
     ) -> None:
         if postgres is not None and not sql:
             raise TypeError("TieredMemory: postgres= needs sql= (a SELECT with one parameter)")
@@ -105,71 +160,55 @@ class _Base:
         digest = hashlib.blake2b(folded.encode(), digest_size=12).hexdigest()
         return f"{self.prefix}{digest}"
 
-    def _chroma_hit(self, result: Any) -> bool:
-        """The Chroma tier's own hit rule (every query found, within ``hit_distance``)."""
-        from tiertrace._instrument.chroma.instrumentor import _tier, query_found
+    def label(self, lk: Lookup, query: str, query_type: str | None) -> str:
+        """Give the open lookup ``lk`` the pattern and key of ``query``; returns the key."""
+        lk.pattern = text_fingerprint(query, query_type)
+        lk.key = key = self.key(query)
+        return key
 
-        tier = _tier(self.chroma) or TIERS.maps["chroma"].resolve(self.chroma.name)
-        queries, found, _rows = query_found(result or {}, getattr(tier, "hit_distance", None))
-        return queries > 0 and found == queries
-
-    def _plan(self, query: str, key: str) -> Plan:
-        """The read-through as steps; the sync and async drivers execute them."""
+    def read(self, query: str, key: str) -> Plan:
+        """The read-through of ``query`` (Redis key ``key``); returns ``(result, count)``."""
         if self.redis is not None:
             value = yield ("redis_get", key)
             if value is not None:
                 return value, 1
         if self.postgres is not None:
-            row = yield ("pg_get", query)
+            row = yield ("pg_get", (self.sql, (query,)))
             if row is not None:
                 if self.promote and self.redis is not None:
-                    yield ("redis_set", (key, self.serialize(row)))
+                    yield ("redis_set", (key, self.serialize(row), self.ttl))
                 return row, 1
         if self.chroma is not None:
-            result = yield ("chroma_query", query)
+            result = yield ("chroma_query", self._query_args(query))
             if self._chroma_hit(result):
                 if self.promote:
                     text = self.serialize(result)
                     if self.postgres is not None and self.put_sql:
-                        yield ("pg_put", (query, text))
+                        yield ("pg_put", (self.put_sql, (query, text)))
                     if self.redis is not None:
-                        yield ("redis_set", (key, text))
+                        yield ("redis_set", (key, text, self.ttl))
                 return result, len(result["ids"][0])
         return None, 0
 
-    def _put_plan(self, query: str, value: Any) -> Plan:
+    def write(self, query: str, value: Any) -> Plan:
+        """The write-through of ``value`` for ``query`` to every tier."""
         text = self.serialize(value)
         if self.redis is not None:
-            yield ("redis_set", (self.key(query), text))
+            yield ("redis_set", (self.key(query), text, self.ttl))
         if self.postgres is not None and self.put_sql:
-            yield ("pg_put", (query, text))
+            yield ("pg_put", (self.put_sql, (query, text)))
         if self.chroma is not None:
-            yield ("chroma_upsert", (query, text))
+            yield ("chroma_upsert", self._upsert_args(query, text))
 
-    def _embedding(self, query: str) -> Any:
-        if self.embed is None:
-            return None
-        return list(self.embed([query]))
-
-    def _open(
-        self, query: str, query_type: str | None, user_id: str | None, agent_id: str | None
-    ) -> tuple[lookup, Lookup, str]:
-        """Open the explicit lookup of ``query``; also returns its Redis key."""
-        ctx = lookup(query_type=query_type, user_id=user_id, agent_id=agent_id)
-        lk = ctx.__enter__()
-        lk.pattern = text_fingerprint(query, query_type)
-        lk.key = key = self.key(query)
-        return ctx, lk, key
-
-    @staticmethod
-    def _metrics(lk: Lookup) -> LookupMetrics:
+    def metrics(self, lk: Lookup) -> LookupMetrics:
+        """What the closed lookup ``lk`` did, with the runtime's current figures."""
         served = lk.served
-        h = _runtime.handle()
+        figures = _figures
         effectiveness = 0.0
         suggestions: list[Any] = []
-        if h is not None:
-            effectiveness = h.stats.cache_effectiveness()
-            suggestions = [s for s in h.suggestions(1.0) if s.pattern == lk.pattern]
+        if figures is not None:
+            effectiveness = figures.stats.cache_effectiveness()
+            suggestions = [s for s in figures.suggestions(1.0) if s.pattern == lk.pattern]
         chain = [
             {
                 "tier": a.tier.name,
@@ -191,3 +230,28 @@ class _Base:
             cache_effectiveness=effectiveness,
             optimization_suggestions=suggestions,
         )
+
+    def _chroma_hit(self, result: Any) -> bool:
+        from tiertrace._instrument.chroma.instrumentor import (
+            collection_served,
+        )  # chromadb is optional
+
+        return collection_served(self.chroma, result)
+
+    def _embedding(self, query: str) -> Any:
+        if self.embed is None:
+            return None
+        return list(self.embed([query]))
+
+    def _query_args(self, query: str) -> dict[str, Any]:
+        emb = self._embedding(query)
+        where = {"query_embeddings": emb} if emb is not None else {"query_texts": [query]}
+        return {**where, "n_results": self.n_results}
+
+    def _upsert_args(self, query: str, text: Any) -> dict[str, Any]:
+        doc = text.decode() if isinstance(text, bytes) else str(text)
+        args: dict[str, Any] = {"ids": [self.key(query)], "documents": [doc]}
+        emb = self._embedding(query)
+        if emb is not None:
+            args["embeddings"] = emb
+        return args

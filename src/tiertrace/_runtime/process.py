@@ -44,6 +44,7 @@ from tiertrace._core.errors import ConfigError
 from tiertrace._core.tiers import DEFAULT_TIERS
 from tiertrace._instrument import registry
 from tiertrace._lookups import grouping
+from tiertrace._memory.planner import set_figures
 from tiertrace._runtime.config import Settings, resolve
 from tiertrace._runtime.handle import Handle
 from tiertrace._runtime.providers import export_timeout_s
@@ -135,6 +136,7 @@ def _wire(h: Handle) -> None:
         instrumentor = cls()
         instrumentor.instrument(skip_dep_check=True)
         h.instrumentors.append(instrumentor)
+    set_figures(h)
 
 
 _GAUGES = (
@@ -213,6 +215,7 @@ def _release() -> None:
             recorder.report_fault("shutdown", fault)
     recorder.configure(None, None)
     grouping.CLOSE.clear()
+    set_figures(None)
     TIERS.set(DEFAULT_TIERS)
 
 

@@ -53,7 +53,7 @@ from tiertrace._core.sanitize.sql import (
     sql_summary,
     sql_tables,
 )
-from tiertrace._core.sanitize.text import _ID, _bound, _text
+from tiertrace._core.sanitize.text import ID_MARK, bound_text, read_text
 
 __all__ = [
     "MAX_KEY_CHARS",
@@ -87,32 +87,36 @@ _WORDS, _APOSTROPHES = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+"), re.compile(r"['
 
 
 def _hex(m: re.Match[str]) -> str:
-    return _ID if _DIGIT.search(m.group()) else m.group()
+    return ID_MARK if _DIGIT.search(m.group()) else m.group()
 
 
 def _run(m: re.Match[str]) -> str:
     run = m.group()
     if run.isdigit():
-        return _ID
+        return ID_MARK
     parts = _PARTS.split(run)
     if len(run) >= 16 and all(not w or _TOKENISH.search(w) for w in parts[::2]):
-        return _ID  # one token, separators included
+        return ID_MARK  # one token, separators included
     for i in range(0, len(parts), 2):
         w = parts[i]
-        parts[i] = _ID if len(w) >= 16 and _DIGIT.search(w) else _DIGITS.sub(_ID, _HEX.sub(_hex, w))
+        parts[i] = (
+            ID_MARK
+            if len(w) >= 16 and _DIGIT.search(w)
+            else _DIGITS.sub(ID_MARK, _HEX.sub(_hex, w))
+        )
     return "".join(parts)
 
 
 @functools.lru_cache(maxsize=2048)
 def _template(s: str, cut: bool) -> str:
     if _SUSPECT.search(s):
-        s = _BINARY.sub(_ID, s)
-        s = _UUID.sub(_ID, s) if "-" in s else s
-        s = _EMAIL.sub(_ID, s) if "@" in s else s
+        s = _BINARY.sub(ID_MARK, s)
+        s = _UUID.sub(ID_MARK, s) if "-" in s else s
+        s = _EMAIL.sub(ID_MARK, s) if "@" in s else s
         s = _RUN.sub(_run, s)
-        s = s if s.isascii() else _DIGITS.sub(_ID, s)  # digits of other scripts
-        s = _IDS.sub(_ID, s) if "}{" in s else s
-    return _bound(s, MAX_KEY_CHARS, cut)
+        s = s if s.isascii() else _DIGITS.sub(ID_MARK, s)  # digits of other scripts
+        s = _IDS.sub(ID_MARK, s) if "}{" in s else s
+    return bound_text(s, MAX_KEY_CHARS, cut)
 
 
 def key_template(key: object) -> str:
@@ -122,7 +126,7 @@ def key_template(key: object) -> str:
             return _template(key, False)
         if type(key) is bytes and len(key) <= _KEY_SCAN:
             return _template(key.decode("utf-8", "replace"), False)
-        return _template(*_text(key, _KEY_SCAN))
+        return _template(*read_text(key, _KEY_SCAN))
     except Exception:
         return "?"
 
@@ -154,8 +158,8 @@ def capture_key(key: object, mode: str) -> str | None:
         return key_hash(key)
     if mode == "raw":
         try:
-            raw, cut = _text(key, MAX_KEY_CHARS)
-            return _bound(raw, MAX_KEY_CHARS, cut)
+            raw, cut = read_text(key, MAX_KEY_CHARS)
+            return bound_text(raw, MAX_KEY_CHARS, cut)
         except Exception:
             return "?"
     return key_template(key)  # unknown modes get the safe default
@@ -177,7 +181,7 @@ def _digest(s: str) -> str:
 def normalize_text(text: object) -> str:
     """The normalized form `text_fingerprint` hashes (for in-process display only)."""
     try:
-        return _bound(_normalize(_text(text, _TEXT_SCAN)[0]), 200)
+        return bound_text(_normalize(read_text(text, _TEXT_SCAN)[0]), 200)
     except Exception:
         return ""
 
@@ -185,11 +189,11 @@ def normalize_text(text: object) -> str:
 def text_fingerprint(text: object, query_type: str | None = None) -> str:
     """``{query_type or 'query'}:`` plus a hash of the normalized text; the text is not kept."""
     try:
-        prefix = _bound(_text(query_type, 64)[0], 64) or "query"
+        prefix = bound_text(read_text(query_type, 64)[0], 64) or "query"
     except Exception:
         prefix = "query"
     try:
-        return f"{prefix}:{_digest(_text(text, _TEXT_SCAN)[0])}"
+        return f"{prefix}:{_digest(read_text(text, _TEXT_SCAN)[0])}"
     except Exception:
         return f"{prefix}:?"
 
@@ -198,7 +202,7 @@ def _where_keys(where: object, keys: set[str], depth: int) -> None:
     if depth > 8 or len(keys) >= 32 or not isinstance(where, Mapping):
         return
     for key, value in where.items():
-        name = _text(key, 64)[0]
+        name = read_text(key, 64)[0]
         if not name.startswith("$"):
             keys.add(name)
         elif isinstance(value, (list, tuple)):  # $and / $or
@@ -210,11 +214,11 @@ def collection_pattern(collection: str, where: object = None) -> str:
     """``docs`` or ``docs{where:lang,user}``: the collection and its where-clause keys."""
     try:
         name = collection if isinstance(collection, str) else getattr(collection, "name", None)
-        pattern = _bound(_text(name if isinstance(name, str) else collection, 128)[0], 128)
+        pattern = bound_text(read_text(name if isinstance(name, str) else collection, 128)[0], 128)
         keys: set[str] = set()
         _where_keys(where, keys, 0)
         if keys:
             pattern += "{where:" + ",".join(sorted(keys)) + "}"
-        return _bound(pattern, MAX_KEY_CHARS)
+        return bound_text(pattern, MAX_KEY_CHARS)
     except Exception:
         return "?"

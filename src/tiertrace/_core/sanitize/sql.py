@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import re
 
-from tiertrace._core.sanitize.text import _bound, _text
+from tiertrace._core.sanitize.text import bound_text, read_text
 
 MAX_SQL_CHARS = 2048
 _SQL_SCAN = 8192
@@ -191,7 +191,7 @@ def _tables(toks: list[_Tok]) -> tuple[str, ...]:
                     i += 2
                 if word in ("FROM", "JOIN") and i < n and toks[i][1] == "(":
                     break  # a set-returning function
-                full = _bound(".".join(parts), 128)
+                full = bound_text(".".join(parts), 128)
                 if full not in {"", "stdin", "stdout", *found, *ctes}:  # COPY t FROM STDIN
                     found.append(full)
                 i += 1 if i < n and toks[i][1].upper() == "AS" else 0
@@ -243,8 +243,8 @@ def _analyze(text: str, cut: bool) -> _Sql:
         for kind, tok, space in toks
     )
     return (
-        _bound(_IN_LIST.sub(_in_list, sanitized.strip()), MAX_SQL_CHARS, cut),
-        _bound(_IN_LIST.sub(_in_list, _fingerprint(toks).strip()), MAX_SQL_CHARS, cut),
+        bound_text(_IN_LIST.sub(_in_list, sanitized.strip()), MAX_SQL_CHARS, cut),
+        bound_text(_IN_LIST.sub(_in_list, _fingerprint(toks).strip()), MAX_SQL_CHARS, cut),
         _operation(toks),
         _tables(toks),
     )
@@ -259,7 +259,7 @@ def _sql(sql: object) -> _Sql:
             sql = sql if render is None else render(None)
             if render is not None and not isinstance(sql, str):
                 return _UNPARSABLE
-        return _analyze(*_text(sql, _SQL_SCAN))
+        return _analyze(*read_text(sql, _SQL_SCAN))
     except Exception:
         return _UNPARSABLE
 

@@ -56,13 +56,13 @@ from urllib.parse import urlsplit
 from opentelemetry.trace import SpanKind
 
 from tiertrace._core import recorder as _access
-from tiertrace._core.binding import ATTR, Switch, tier_of
+from tiertrace._core.binding import ATTR, TIERS, Switch, tier_of
 from tiertrace._core.patching import Patches
 from tiertrace._core.sanitize.keys import collection_pattern
 from tiertrace._instrument import registry
 from tiertrace._instrument.base import TierInstrumentor, wrappers
 
-__all__ = ["ChromaInstrumentor", "query_found"]
+__all__ = ["ChromaInstrumentor", "collection_served", "query_found"]
 
 _SWITCH = Switch()
 _PATCHES = Patches()
@@ -96,6 +96,18 @@ def query_found(result: Any, hit_distance: float | None) -> tuple[int, int, int]
                 continue
         found += 1
     return len(ids), found, rows
+
+
+def collection_served(collection: Any, result: Any) -> bool:
+    """Whether a ``query`` ``result`` of ``collection`` is a hit by the Chroma tier's own rule.
+
+    The tier is the collection's (or its client's) binding, else the Chroma tier whose
+    ``match`` takes the collection's name; a hit is every query embedding found (within that
+    tier's ``hit_distance``, if any), as for the access itself. A None result is a miss.
+    """
+    tier = _tier(collection) or TIERS.maps["chroma"].resolve(collection.name)
+    queries, found, _rows = query_found(result or {}, getattr(tier, "hit_distance", None))
+    return queries > 0 and found == queries
 
 
 def _arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], op: str, name: str) -> Any:
