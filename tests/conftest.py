@@ -166,7 +166,7 @@ def make_telemetry() -> Iterator[Any]:
         spans = InMemorySpanExporter()
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-        reader = InMemoryMetricReader()
+        reader = tiertrace.bridge_reader(InMemoryMetricReader())
         logs = InMemoryLogRecordExporter()
         logger_provider = LoggerProvider()
         logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))

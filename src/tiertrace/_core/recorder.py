@@ -1,18 +1,21 @@
 """The access recorder: the one hot path every instrumentor shares.
 
 Each client operation on a tier (a Redis command, a PostgreSQL statement, a Chroma call)
-becomes one *access*: a span named ``{db.operation.name} {target}``, one point of the
-``tiertrace.access.duration`` histogram, and its cost, which is summed locally and exported
-through the observable counter ``tiertrace.cost.usd``. Reads carry ``tiertrace.hit``; writes do
-not. Failures set span status ERROR with ``error.type`` and ``db.response.status_code``; the
-original exception reaches your code unchanged.
+becomes one *access*: a span named ``{db.operation.name} {target}`` and one point of the
+``tiertrace.access.duration`` histogram; its cost is derived from that histogram's counts when
+``tiertrace.cost.usd`` is collected. Reads carry ``tiertrace.hit``; writes do not. Failures set
+span status ERROR with ``error.type`` and ``db.response.status_code``; the original exception
+reaches your code unchanged.
 
-Cost on the hot path is kept low:
+Cost on the hot path is kept at the SDK's floor:
 
 * the span gets its sampler-relevant attributes at start (tier, level, system, operation,
-  collection, cost); everything else is added only when the span is recording, so unsampled
-  spans cost no attribute work;
-* metric attribute sets are built once per (tier, operation, hit, error) and reused;
+  collection, cost), from a dict built once per (tier, operation, target); everything else is
+  added only when the span is recording, so unsampled spans cost no attribute work; an access
+  span is never attached as the current context;
+* the metric point goes to an aggregation slot resolved once per (tier, operation, hit, error)
+  (`tiertrace._core.aggregation`): no OpenTelemetry instrument call per access; the slot keeps
+  the trace and span id of the latest sampled access as its exemplar;
 * metrics never depend on spans: with tracing off the histogram and cost still work.
 
 Coexistence: when another instrumentation of the same client (opentelemetry-instrumentation-
@@ -28,13 +31,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode, get_current_span
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NonRecordingSpan,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    get_current_span,
+)
 
+from tiertrace._contract.names import (
+    DB_COLLECTION,
+    DB_OPERATION,
+    DB_SYSTEM,
+    SPAN_COST,
+    TIER,
+    TIER_LEVEL,
+)
+from tiertrace._core.aggregation import Exemplar
+from tiertrace._core.metrics import Metrics
 from tiertrace._core.tiers import Tier
 
 _log = logging.getLogger("tiertrace")
@@ -65,6 +86,7 @@ class Access:
         "level",
         "op",
         "owned",
+        "parent",
         "pattern",
         "read",
         "recording",
@@ -76,8 +98,11 @@ class Access:
         "tier",
     )
 
-    def __init__(self, tier: Tier, op: str, target: str, span: Span, owned: bool) -> None:
+    def __init__(
+        self, tier: Tier, op: str, target: str, span: Span, owned: bool, parent: Span
+    ) -> None:
         self.tier = tier
+        self.parent = parent  # the span current when the access started (the caller's)
         self.level = tier.level
         self.op = op
         self.target = target
@@ -106,10 +131,11 @@ class _State:
         self.enabled = telemetry is not None
         self.telemetry = telemetry
         self.tracer = telemetry.tracer if telemetry is not None else None
-        self.histogram = telemetry.access_duration if telemetry is not None else None
-        self.semconv = telemetry.semconv_duration if telemetry is not None else None
+        self.metrics: Metrics = telemetry.metrics if telemetry is not None else Metrics()
+        self.slots = self.metrics.access.slots  # read directly: one dict lookup per access
+        # SDK instruments, only where tiertrace's aggregation cannot reach the readers
+        self.fallback = telemetry.fallback if telemetry is not None else None
         self.sink = sink
-        self.attr_sets: dict[tuple[str, str, bool | None, str | None], dict[str, Any]] = {}
         self.start_sets: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
@@ -141,12 +167,18 @@ def start(tier: Tier, op: str, target: str, kind: SpanKind) -> Access:
     if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
         parent.update_name(name)
         parent.set_attributes(_start_attributes(st, tier, op, target))
-        return Access(tier, op, target, parent, owned=False)
+        # the caller's span is the one the other instrumentation's span was started under
+        caller = getattr(parent, "parent", None)
+        return Access(tier, op, target, parent, False, _caller_span(caller))
     if st.tracer is None:
-        return Access(tier, op, target, INVALID_SPAN, owned=True)
+        return Access(tier, op, target, INVALID_SPAN, True, parent)
     # sampler-relevant attributes at start (built once per tier, operation and target)
     span = st.tracer.start_span(name, kind=kind, attributes=_start_attributes(st, tier, op, target))
-    return Access(tier, op, target, span, owned=True)
+    return Access(tier, op, target, span, True, parent)
+
+
+def _caller_span(context: Any) -> Span:
+    return INVALID_SPAN if context is None else NonRecordingSpan(context)
 
 
 def _start_attributes(st: _State, tier: Tier, op: str, target: str) -> dict[str, Any]:
@@ -154,14 +186,14 @@ def _start_attributes(st: _State, tier: Tier, op: str, target: str) -> dict[str,
     attrs = st.start_sets.get(key)
     if attrs is None:
         attrs = {
-            "tiertrace.tier": tier.name,
-            "tiertrace.tier.level": tier.level,
-            "tiertrace.cost": tier.cost(op),
-            "db.system.name": tier.system,
-            "db.operation.name": op,
+            TIER: tier.name,
+            TIER_LEVEL: tier.level,
+            SPAN_COST: tier.cost(op),
+            DB_SYSTEM: tier.system,
+            DB_OPERATION: op,
         }
         if target and tier.system != "redis":
-            attrs["db.collection.name"] = target
+            attrs[DB_COLLECTION] = target
         if len(st.start_sets) < _MAX_ATTR_SETS:
             st.start_sets[key] = attrs
     return attrs
@@ -224,17 +256,15 @@ def _close(acc: Access, duration: float) -> None:
         acc.duration_s = duration
         tier = acc.tier
         key = (tier.name, acc.op, acc.hit, acc.error_type)
-        attrs = st.attr_sets.get(key)
-        if attrs is None:
-            attrs = _metric_attributes(acc)
-            if len(st.attr_sets) < _MAX_ATTR_SETS:
-                st.attr_sets[key] = attrs
-        if st.histogram is not None:
-            st.histogram.record(duration, attrs)
-            if st.semconv is not None:
-                st.semconv.record(duration, _semconv_attributes(acc))
+        slot = st.slots.get(key)
+        if slot is None:
+            slot = st.metrics.access.histogram(key, tier)
+        slot.record(duration)
         span = acc.span
         if acc.recording:
+            ctx = span.get_span_context()
+            if ctx.trace_flags.sampled:
+                slot.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
             if acc.hit is not None:
                 span.set_attribute("tiertrace.hit", acc.hit)
             if acc.rows is not None:
@@ -244,31 +274,15 @@ def _close(acc: Access, duration: float) -> None:
                 span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
         if acc.owned:
             span.end()
+        semconv = st.metrics.semconv
+        if semconv is not None:
+            semconv.histogram((tier.system, acc.op, acc.error_type)).record(duration)
+        if st.fallback is not None:
+            st.fallback.access(acc, duration, slot.attributes)
         if st.sink is not None:
             st.sink(acc)
     except Exception as fault:
         report_fault("recorder", fault)
-
-
-def _metric_attributes(acc: Access) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "tiertrace.tier": acc.tier.name,
-        "tiertrace.tier.level": acc.tier.level,
-        "db.system.name": acc.tier.system,
-        "db.operation.name": acc.op,
-    }
-    if acc.hit is not None:
-        attrs["tiertrace.hit"] = acc.hit
-    if acc.error_type is not None:
-        attrs["error.type"] = acc.error_type
-    return attrs
-
-
-def _semconv_attributes(acc: Access) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"db.system.name": acc.tier.system, "db.operation.name": acc.op}
-    if acc.error_type is not None:
-        attrs["error.type"] = acc.error_type
-    return attrs
 
 
 def report_fault(component: str, exc: BaseException) -> None:
@@ -279,7 +293,9 @@ def report_fault(component: str, exc: BaseException) -> None:
         if ident not in st.faults_logged:
             st.faults_logged.add(ident)
             _log.warning("tiertrace: internal fault in %s ignored: %r", component, exc)
-        if st.telemetry is not None:
-            st.telemetry.self_errors.add(1, {"tiertrace.component": component})
+        slot = st.metrics.errors.counter(component)
+        slot.add(1)
+        if st.fallback is not None:
+            st.fallback.fault(slot.attributes)
     except Exception:  # pragma: no cover - the last line of defence
         pass

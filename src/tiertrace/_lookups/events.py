@@ -45,7 +45,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, set_span_in_context
 
 from tiertrace._core import recorder as _access
 from tiertrace._lookups.grouping import Lookup
@@ -66,7 +67,7 @@ class Emitter:
         self.advisor = advisor
         self.listeners: list[Listener] = []
         self.query_types: set[str] = set()
-        self.attr_sets: dict[tuple[str, int, str | None], dict[str, Any]] = {}
+        self.slots = telemetry.metrics.lookup.slots  # read directly: one dict lookup per lookup
         self.single_events = single_events
         self.lock = threading.Lock()
 
@@ -108,17 +109,14 @@ class Emitter:
         seconds = max(lk.t_end - lk.t0, 0.0)
         cost = lk.cost
         query_type = self._query_type(lk.query_type)
-        attrs = self.attr_sets.get((served_by, level, query_type))
-        if attrs is None:
-            attrs = {
-                "tiertrace.served_by": served_by,
-                "tiertrace.served_by.level": level,
-                "tiertrace.cache_hit": cache_hit,
-            }
-            if query_type is not None:
-                attrs["tiertrace.query_type"] = query_type
-            self.attr_sets[(served_by, level, query_type)] = attrs  # bounded: tiers × 51 types
-        tel.lookup_duration.record(seconds, attrs)
+        key = (served_by, level, query_type)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = tel.metrics.lookup.histogram(key)
+        slot.record(seconds, cost)
+        attrs = slot.attributes
+        if tel.fallback is not None:
+            tel.fallback.lookup(seconds, attrs)
         self.stats.observe_lookup(served_by, level, seconds, cost)
         if self.advisor is not None and lk.pattern is not None:
             pattern = lk.pattern
@@ -126,8 +124,15 @@ class Emitter:
         span = lk.span
         if span is None and len(lk.accesses) > 1 and tel.tracer is not None:
             links = [Link(a.span.get_span_context()) for a in lk.accesses if a.recording]
+            # the parent is the span current at the lookup's first access, captured then:
+            # never whatever is current now (a later, unrelated call may be)
+            parent = set_span_in_context(lk.accesses[0].parent, Context())
             span = tel.tracer.start_span(
-                "tiertrace.lookup", kind=SpanKind.INTERNAL, start_time=lk.start_ns, links=links
+                "tiertrace.lookup",
+                context=parent,
+                kind=SpanKind.INTERNAL,
+                start_time=lk.start_ns,
+                links=links,
             )
         recording = span is not None and span.is_recording()
         listeners = self.listeners

@@ -2,6 +2,15 @@
 
 from tiertrace._runtime.config import Settings
 from tiertrace._runtime.handle import Handle
-from tiertrace._runtime.process import attach, handle, init, reset, shutdown
+from tiertrace._runtime.process import attach, bridge_reader, handle, init, reset, shutdown
 
-__all__ = ["Handle", "Settings", "attach", "handle", "init", "reset", "shutdown"]
+__all__ = [
+    "Handle",
+    "Settings",
+    "attach",
+    "bridge_reader",
+    "handle",
+    "init",
+    "reset",
+    "shutdown",
+]

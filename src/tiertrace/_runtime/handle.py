@@ -17,6 +17,7 @@ from tiertrace._core import recorder
 from tiertrace._instrument import registry
 from tiertrace._lookups.events import Emitter
 from tiertrace._lookups.grouping import Grouper
+from tiertrace._runtime.bridge import Source
 from tiertrace._runtime.config import Settings
 from tiertrace._runtime.providers import Telemetry, export_timeout_s
 from tiertrace._runtime.stats import Stats
@@ -25,9 +26,9 @@ from tiertrace._runtime.stats import Stats
 class Handle:
     """What ``init()`` returns: the live configuration and its parts."""
 
-    def __init__(self, settings: Settings, installed: list[Any]) -> None:
+    def __init__(self, settings: Settings, installed: list[Any], source: Source) -> None:
         self.settings = settings
-        self.telemetry = Telemetry(settings, installed)
+        self.telemetry = Telemetry(settings, installed, source)
         self.stats = Stats(settings)
         self.advisor = _make_advisor(settings)
         self.emitter = Emitter(

@@ -41,10 +41,12 @@ from tiertrace._contract.names import (
 from tiertrace._core import recorder
 from tiertrace._core.binding import TIERS
 from tiertrace._core.errors import ConfigError
+from tiertrace._core.metrics import Metrics
 from tiertrace._core.tiers import DEFAULT_TIERS
 from tiertrace._instrument import registry
 from tiertrace._lookups import grouping
 from tiertrace._memory.planner import set_figures
+from tiertrace._runtime import bridge
 from tiertrace._runtime.config import Settings, resolve
 from tiertrace._runtime.handle import Handle
 from tiertrace._runtime.providers import export_timeout_s
@@ -101,8 +103,25 @@ def attach() -> None:
             _start(settings, auto=True)
 
 
+def live_metrics() -> Metrics | None:
+    """The live aggregation, for the bridged readers; closes lookups whose window has passed.
+
+    None before ``init()`` and where the SDK-instrument fallback carries the metrics instead.
+    """
+    h = _PROCESS.handle
+    if h is None or h.telemetry.fallback is not None:
+        return None
+    h.grouper.flush(everything=False)
+    return h.telemetry.metrics
+
+
+def bridge_reader(reader: Any) -> Any:
+    """Merge tiertrace's aggregation into every collection of ``reader``; returns it."""
+    return bridge.attach(reader, live_metrics)
+
+
 def _start(settings: Settings, auto: bool) -> Handle:
-    h = Handle(settings, _PROCESS.installed)
+    h = Handle(settings, _PROCESS.installed, live_metrics)
     h.auto = auto
     h.on_shutdown = shutdown
     _PROCESS.handle = h  # before the instrumentors start: they must find it
@@ -126,7 +145,8 @@ def _wire(h: Handle) -> None:
     state.capture_error_messages = s.capture_error_messages
     grouping.CLOSE[:] = [h.emitter.close]
     tel = h.telemetry
-    tel.observe(COST.name, COST.kind, COST.unit, COST.description, _costs)
+    if tel.fallback is not None:  # bridged readers get the cost from the aggregation
+        tel.observe(COST.name, COST.kind, COST.unit, COST.description, _costs)
     for gauge, field in _GAUGES:
         tel.observe(gauge.name, gauge.kind, gauge.unit, gauge.description, _candidates(field))
     for client in s.instrument:
@@ -156,10 +176,8 @@ def _costs() -> Iterable[tuple[float, dict[str, Any]]]:
     if h is None:
         return
     h.grouper.flush(everything=False)
-    spent = h.stats.costs()
-    for tier in h.settings.tiers:
-        attrs = {TIER: tier.name, TIER_LEVEL: tier.level}
-        yield spent.get(tier.name, 0.0), attrs
+    for tier, spent in h.telemetry.metrics.costs().values():
+        yield spent, {TIER: tier.name, TIER_LEVEL: tier.level}
 
 
 def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]]]]:
@@ -177,9 +195,11 @@ def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
 
 
 def shutdown() -> None:
-    """Close what is pending, uninstrument the clients and stop the exporters.
+    """Close what is pending, uninstrument the clients, export once more and stop exporting.
 
-    Bounded: exporters get twice the OTLP export timeout to deliver what is queued.
+    The final collection happens while the aggregation is still live, so it carries every
+    figure, the cost and the advisor's gauges included. Bounded: exporters get twice the OTLP
+    export timeout to deliver what is queued.
     """
     with _PROCESS.lock:
         h = _PROCESS.handle
@@ -187,9 +207,10 @@ def shutdown() -> None:
             return
         try:
             h.close_pending()
+            _uninstrument()
+            h.telemetry.shutdown(export_timeout_s())
         finally:
             _release()
-            h.telemetry.shutdown(export_timeout_s())
 
 
 def reset() -> None:
@@ -205,14 +226,20 @@ def reset() -> None:
             h.telemetry.shutdown(0.0)
 
 
-def _release() -> None:
-    """Take back every piece of state the layers below were given (no export)."""
-    _PROCESS.handle = None
+def _uninstrument() -> None:
+    """Uninstrument every loaded instrumentor, whoever started it (``init()``,
+    ``opentelemetry-instrument`` or an ``instrument_client`` call)."""
     for cls in registry.loaded():
         try:
             cls().reset()
         except Exception as fault:
             recorder.report_fault("shutdown", fault)
+
+
+def _release() -> None:
+    """Take back every piece of state the layers below were given (no export)."""
+    _PROCESS.handle = None
+    _uninstrument()
     recorder.configure(None, None)
     grouping.CLOSE.clear()
     set_figures(None)
