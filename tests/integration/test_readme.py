@@ -7,11 +7,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import free_port
+from support import ROOT
+from support.services import free_port
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_readme_quickstart_runs_and_serves_the_second_call_from_redis(

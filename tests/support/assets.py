@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from support import ROOT
 from tiertrace._contract import rules as _rules
 
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "RULES", "load", "rule_list"]
 RULES = ROOT / _rules.RULES_PATH
 
 
