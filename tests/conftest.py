@@ -48,19 +48,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, kind))
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """One line at the very end naming what was skipped and how to get it."""
-    line = summary_line(skip_reason(r) for r in terminalreporter.stats.get("skipped", []))
-    if line:
-        terminalreporter.write_line(line, yellow=True, bold=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """After pytest's own last line: one line naming what was skipped and how to get it.
 
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """``TIERTRACE_TEST_NO_SKIP=1``: a skipped test fails the run (for a complete machine)."""
+    With ``TIERTRACE_TEST_NO_SKIP=1`` a skipped test also fails the run.
+    """
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
-    if os.environ.get(NO_SKIP_ENV) == "1" and skipped and exitstatus == 0:
+    if os.environ.get(NO_SKIP_ENV) == "1" and skipped and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    result = yield
+    line = summary_line(skip_reason(r) for r in skipped)
+    if line and reporter is not None:
+        if session.exitstatus == pytest.ExitCode.TESTS_FAILED and not reporter.stats.get("failed"):
+            line += f" ({NO_SKIP_ENV}=1: the run fails)"
+        reporter.write_line(line, yellow=True, bold=True)
+    return result
 
 
 @pytest.fixture

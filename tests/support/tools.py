@@ -2,7 +2,7 @@
 
 A test that needs a program which is not installed is skipped with one reason of one form,
 ``<program> not installed (<command that installs it>)``, and the run ends with one line
-naming every such reason (`summary_line`, printed by the ``pytest_terminal_summary`` hook of
+naming every such reason (`summary_line`, printed after pytest's own last line by a hook of
 ``tests/conftest.py``). ``TIERTRACE_TEST_NO_SKIP=1`` turns any skip into a failed run.
 """
 
