@@ -17,8 +17,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tiertrace demo $(DEMO_ARGS)
 
+# pytest exits 5 when no test ran (a typo in PYTEST_ARGS, an empty selection): a failure too
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: no tests ran (pytest exit status 5)" >&2; fi; \
+	exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks tools

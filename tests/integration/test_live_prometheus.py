@@ -1,13 +1,13 @@
 """The shipped rules and dashboards work on live data in a real Prometheus.
 
-One live setup for the whole file (see `prom_fixtures`): a tiertrace workload exporting with
-``exporter="prometheus"`` over real Redis, PostgreSQL and Chroma, scraped every second by the
+One live setup for the whole file (see `support.prometheus`): a tiertrace workload exporting
+with ``exporter="prometheus"`` over real Redis, PostgreSQL and Chroma, scraped every second by the
 Debian ``prometheus`` binary with the shipped config and the shipped rule file. Against it:
 
 * every recording rule of the shipped rule file has data, and the data makes sense (ratios in
   [0, 1], per-tier latency rising with the level, cost > 0);
-* every query of both dashboards (built by `tools.dashboards`, with the Grafana variables
-  resolved the way Grafana resolves them) runs and gives sensible values;
+* every query of both dashboards (built by `tools.dashboards`, with the Grafana
+  variables resolved the way Grafana resolves them) runs and gives sensible values;
 * cache effectiveness in Prometheus equals the workload's own ``tiertrace.stats()`` over the
   same period;
 * ``/api/v1/rules`` reports every rule healthy and every alert in the state its data implies;
@@ -29,12 +29,11 @@ from typing import Any
 import pytest
 import yaml
 
-import prom_fixtures
-from prom_fixtures import ASSETS, LivePrometheus
+from support import ASSETS
+from support.prometheus import LivePrometheus
 from tools import dashboards as _dashboards
 from tools import rules as _rules
 
-live_prometheus = prom_fixtures.live_prometheus  # the fixture, whether conftest imports it or not
 RULES_FILE = ASSETS / _rules.RULES_PATH
 TIERS = ("redis", "postgresql", "chroma")  # in level order: the workload's default tiers
 # Grafana's built-in variables; the [5m] covers every sample of the live run
@@ -264,11 +263,11 @@ def test_cache_effectiveness_equals_the_workloads_stats(live_prometheus: LivePro
     # evaluated at t_e; its [5m] window holds every scrape of the run, from s0 to s1. All lookup
     # series exist from the first scrape on (the fixture waits for them), so rate() extrapolates
     # them alike and the ratio of the two rate() sums is, within a few lookups, the ratio of the
-    # counter increases between s0 and s1 (see prom_fixtures). The same increases in stats() are
-    # the differences of its `total` view (cumulative since init()) at s0 and s1, interpolated
-    # between the snapshots written every second. Neither the `window` view (the last 1,000
-    # lookups: about 7 s here) nor `total` alone (it also counts the lookups made before the
-    # first scrape, while the cache was cold) covers that period.
+    # counter increases between s0 and s1 (see support.prometheus). The same increases in
+    # stats() are the differences of its `total` view (cumulative since init()) at s0 and s1,
+    # interpolated between the snapshots written every second. Neither the `window` view (the
+    # last 1,000 lookups: about 7 s here) nor `total` alone (it also counts the lookups made
+    # before the first scrape, while the cache was cold) covers that period.
     [stamp] = live.query(f"timestamp({CE_RULE})")
     t_e = float(stamp["value"][1])
     rule = live.values(CE_RULE, at=t_e)
@@ -343,8 +342,9 @@ def test_every_rule_is_healthy_and_alerts_match_the_data(live_prometheus: LivePr
 
 
 def test_report_from_prometheus_agrees_with_the_promql(live_prometheus: LivePrometheus) -> None:
-    pytest.importorskip("tiertrace._cli.report")
-    pytest.importorskip("tiertrace._cli.prometheus")
+    why = "tiertrace[cli] not installed (pip install -e '.[cli]')"
+    pytest.importorskip("tiertrace._cli.report", reason=why)
+    pytest.importorskip("tiertrace._cli.prometheus", reason=why)
     live = live_prometheus
     command = [sys.executable, "-m", "tiertrace._cli.main", "report", "--prometheus", live.url]
     done = subprocess.run(

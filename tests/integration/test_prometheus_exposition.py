@@ -3,7 +3,6 @@ the telemetry contract, and promtool accepts it."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +11,8 @@ import pytest
 import redis
 
 import tiertrace
-from conftest import free_port
+from support.services import free_port
+from support.tools import need, requires
 
 BUCKETS = [
     "5e-05",
@@ -108,10 +108,10 @@ def test_exposition_uses_the_second_scale_buckets(exposition: str) -> None:
     assert [s.split('le="')[1].split('"')[0] for s in buckets] == BUCKETS
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+@requires("promtool")
 def test_promtool_accepts_the_exposition(exposition: str) -> None:
     done = subprocess.run(
-        ["promtool", "check", "metrics"],
+        [need("promtool"), "check", "metrics"],
         input=exposition,
         text=True,
         capture_output=True,

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,17 +23,22 @@ import psycopg
 import pytest
 import redis
 
+from support import ASSETS, ROOT
+from support.services import free_port
+from support.tools import need
 from tiertrace import __version__
+from tiertrace._cli.assets import ASSET_FILES
 
-REDIS_URL = os.environ.get("TIERTRACE_TEST_CLI_REDIS", "redis://127.0.0.1:6379/7")
-ROOT = Path(__file__).resolve().parents[1]
+SESSION_REDIS = "<the session's Redis>"  # replaced by `cli_redis_url` in parametrized args
 ARTIFACTS = ROOT / "artifacts"
 WIDGETS = ("served-by-pie", "latency-bars", "cache-gauge", "tier-cards", "suggestions")
 WIDGET_IDS = (*WIDGETS, "cost-projection")
 
 
-def tiertrace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OTEL_SDK_DISABLED": "false"}
+def tiertrace(
+    *args: str, timeout: float = 120, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OTEL_SDK_DISABLED": "false", **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "tiertrace._cli.main", *args],
         capture_output=True,
@@ -45,12 +49,6 @@ def tiertrace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="tiertrace-cli-test-"))
@@ -59,7 +57,13 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def demo(pg_dsn: str, workdir: Path) -> dict[str, Any]:
+def cli_redis_url(redis_url: str) -> str:
+    """Database 7 of the session's private Redis: the demo's, apart from the other tests'."""
+    return redis_url.rsplit("/", 1)[0] + "/7"
+
+
+@pytest.fixture(scope="module")
+def demo(pg_dsn: str, workdir: Path, cli_redis_url: str) -> dict[str, Any]:
     """One ``demo --lookups 500 --no-live --json --snapshot`` run shared by the tests below."""
     snapshot = workdir / "demo-snapshot.json"
     done = tiertrace(
@@ -71,7 +75,7 @@ def demo(pg_dsn: str, workdir: Path) -> dict[str, Any]:
         "--snapshot",
         str(snapshot),
         "--redis-url",
-        REDIS_URL,
+        cli_redis_url,
         "--postgres-dsn",
         pg_dsn,
     )
@@ -91,7 +95,7 @@ def test_every_command_has_help_and_version_is_printed() -> None:
     assert tiertrace("demo", "--agents", "0").returncode == 2
 
 
-def test_demo_json_summary_adds_up(demo: dict[str, Any], pg_dsn: str) -> None:
+def test_demo_json_summary_adds_up(demo: dict[str, Any], pg_dsn: str, cli_redis_url: str) -> None:
     snap = demo["summary"]
     total = snap["total"]
     assert snap["demo"]["lookups"] == total["lookups"] == 500
@@ -116,7 +120,7 @@ def test_demo_json_summary_adds_up(demo: dict[str, Any], pg_dsn: str) -> None:
     # the progress lines went to stderr, only JSON to stdout; the stores are clean again
     assert "lookups" in demo["stderr"] and "tiertrace report" in demo["stderr"]
     assert json.loads(demo["snapshot"].read_text())["total"]["lookups"] == 500
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(cli_redis_url)
     assert list(client.scan_iter(match="tiertrace-demo:*")) == []
     client.close()
     with psycopg.connect(pg_dsn) as conn:
@@ -130,16 +134,25 @@ def test_demo_json_summary_adds_up(demo: dict[str, Any], pg_dsn: str) -> None:
         (
             [
                 "--redis-url",
-                REDIS_URL,
+                SESSION_REDIS,
                 "--postgres-dsn",
                 "postgresql://postgres:s3cret@127.0.0.1:1/x",
             ],
             "PostgreSQL",
             "pg_ctlcluster",
         ),
-        (["--redis-url", REDIS_URL, "--postgres-dsn", "postgresql://[bad"], "PostgreSQL DSN", ""),
         (
-            ["--redis-url", REDIS_URL, "--postgres-dsn", "postgresql://no_such_role@127.0.0.1/x"],
+            ["--redis-url", SESSION_REDIS, "--postgres-dsn", "postgresql://[bad"],
+            "PostgreSQL DSN",
+            "",
+        ),
+        (
+            [
+                "--redis-url",
+                SESSION_REDIS,
+                "--postgres-dsn",
+                "postgresql://no_such_role@127.0.0.1/x",
+            ],
             "PostgreSQL at",
             "refused",
         ),
@@ -148,8 +161,9 @@ def test_demo_json_summary_adds_up(demo: dict[str, Any], pg_dsn: str) -> None:
     ],
 )
 def test_demo_names_the_unreachable_service_and_exits_2(
-    args: list[str], service: str, hint: str
+    args: list[str], service: str, hint: str, cli_redis_url: str
 ) -> None:
+    args = [cli_redis_url if a == SESSION_REDIS else a for a in args]
     done = tiertrace("demo", "--no-live", *args, timeout=60)
     assert done.returncode == 2
     assert done.stdout == ""
@@ -297,20 +311,6 @@ def _html_checks(html: str, report: dict[str, Any]) -> None:
     assert f"${report['cost']['per_month_usd']:,.2f}" in html
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=600
-        )
-        found = shutil.which("chromium")
-    if found is None:
-        pytest.skip(
-            "chromium is not installed and could not be installed (apt-get install chromium)"
-        )
-    return found
-
-
 def test_html_report_is_self_contained_and_renders_in_chromium(
     demo: dict[str, Any], workdir: Path
 ) -> None:
@@ -323,7 +323,7 @@ def test_html_report_is_self_contained_and_renders_in_chromium(
     for s in report["suggestions"][:15]:
         assert escape(s["message"]) in html
 
-    chromium = _chromium()
+    chromium = need("chromium")
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
@@ -374,8 +374,13 @@ def test_assets_command_writes_the_stack(workdir: Path) -> None:
     out = workdir / "stack"
     done = tiertrace("assets", "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert (out / "docker-compose.yml").is_file()
-    assert (out / "grafana" / "dashboards" / "memory-tiers.json").is_file()
+    # one line per file of ASSET_FILES, in that order; then nothing but those files
+    assert done.stdout.splitlines() == [str(out / relative) for relative in ASSET_FILES]
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(ASSET_FILES)
+    for relative in ASSET_FILES:  # byte for byte the files of this checkout
+        assert (out / relative).read_bytes() == (ASSETS / relative).read_bytes(), relative
+    assert f"next: cd {out} && " in done.stderr
 
 
 def _wait_ready(url: str, seconds: float = 30) -> None:
@@ -392,10 +397,10 @@ def _wait_ready(url: str, seconds: float = 30) -> None:
         time.sleep(0.2)
 
 
-def test_report_from_prometheus_scraping_the_demo(pg_dsn: str, workdir: Path) -> None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+def test_report_from_prometheus_scraping_the_demo(
+    pg_dsn: str, workdir: Path, cli_redis_url: str
+) -> None:
+    binary = need("prometheus")
     metrics_port, prom_port = free_port(), free_port()
     config = workdir / "prometheus.yml"
     config.write_text(
@@ -425,7 +430,7 @@ def test_report_from_prometheus_scraping_the_demo(pg_dsn: str, workdir: Path) ->
             "--prometheus-port",
             str(metrics_port),
             "--redis-url",
-            REDIS_URL,
+            cli_redis_url,
             "--postgres-dsn",
             pg_dsn,
         )
@@ -456,12 +461,18 @@ def test_report_from_prometheus_scraping_the_demo(pg_dsn: str, workdir: Path) ->
     _html_checks(page.read_text(encoding="utf-8"), report)
 
 
-def test_demo_can_start_private_services(workdir: Path) -> None:
-    from tiertrace._cli.services import can_start
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A TMPDIR of one test's own (other test sessions may run on the same machine)."""
+    path = Path(tempfile.mkdtemp(prefix="tiertrace-cli-tmp-"))
+    path.chmod(0o755)  # as root, the demo's PostgreSQL runs as `postgres` below it
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
-    if not all(can_start().values()):
-        pytest.skip("redis-server or initdb/pg_ctl are not installed")
-    before = set(Path(tempfile.gettempdir()).glob("tiertrace-demo-*"))
+
+def test_demo_can_start_private_services(private_tmp: Path) -> None:
+    need("redis-server")
+    need("postgresql")
     done = tiertrace(
         "demo",
         "--lookups",
@@ -473,8 +484,9 @@ def test_demo_can_start_private_services(workdir: Path) -> None:
         "redis://127.0.0.1:1/0",
         "--postgres-dsn",
         "postgresql://postgres@127.0.0.1:1/postgres",
+        TMPDIR=str(private_tmp),
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total"]["lookups"] == 200
     assert done.stderr.count("started a private server") == 2
-    assert set(Path(tempfile.gettempdir()).glob("tiertrace-demo-*")) <= before
+    assert list(private_tmp.iterdir()) == []  # both servers stopped, their directory removed

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
+from test_privacy import exported_strings
 
 import tiertrace
-from test_privacy import exported_strings
 from tiertrace import ConfigError, PsycopgInstrumentor, RedisInstrumentor, Tier
 from tiertrace._core.sanitize.keys import MAX_KEY_CHARS, MAX_SQL_CHARS, key_hash
 

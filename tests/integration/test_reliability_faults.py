@@ -12,18 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import chromadb
@@ -41,7 +37,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import tiertrace
-from conftest import free_port
+from support.chroma import ChromaProcess
+from support.services import PrivateRedis, free_port
 
 LOOKUP = "tiertrace.lookup.duration"
 ABSENT = "<absent>"
@@ -50,101 +47,19 @@ ABSENT = "<absent>"
 # -- services of our own, to kill and restart -----------------------------------------------
 
 
-class RedisProcess:
-    """A redis-server of this test alone on a fixed port, killed and restarted at will."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.workdir = tempfile.mkdtemp(prefix="tiertrace-faults-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", self.workdir]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # a raw PING: no client, nothing instrumented
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        pytest.fail(f"redis-server on port {self.port} did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-        self.kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
 @pytest.fixture
-def own_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess()
+def own_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test alone, killed, paused and restarted (same port) at will."""
+    server = PrivateRedis()
     server.start()
     yield server
     server.stop()
 
 
-class ChromaProcess:
-    """``chroma run`` of this test alone; its data directory survives a kill and restart."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.workdir = Path(tempfile.mkdtemp(prefix="tiertrace-faults-chroma-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        beside = Path(sys.executable).with_name("chroma")
-        binary = str(beside) if beside.exists() else shutil.which("chroma")
-        if binary is None:
-            pytest.fail("the `chroma` command is not installed (pip install chromadb)")
-        args = [binary, "run", "--path", str(self.workdir / "data"), "--host", "127.0.0.1"]
-        args += ["--port", str(self.port)]
-        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-        with (self.workdir / "server.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"chroma run exited with {self.proc.returncode}")
-            try:
-                url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        pytest.fail("chroma run did not answer its heartbeat within 60 s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
 @pytest.fixture
 def own_chroma() -> Iterator[ChromaProcess]:
-    server = ChromaProcess()
+    """``chroma run`` of this test alone; its data directory survives a kill and restart."""
+    server = ChromaProcess(prefix="tiertrace-faults-chroma-")
     server.start()
     yield server
     server.stop()
@@ -253,7 +168,7 @@ class RedisWorkload:
 
 
 def test_redis_killed_mid_workload_and_restarted_on_the_same_port_loses_no_access(
-    make_telemetry: Any, own_redis: RedisProcess
+    make_telemetry: Any, own_redis: PrivateRedis
 ) -> None:
     telemetry = make_telemetry(instrument=["redis"])
     handle = telemetry.handle
@@ -299,7 +214,7 @@ def test_redis_killed_mid_workload_and_restarted_on_the_same_port_loses_no_acces
 
 
 async def test_async_redis_killed_and_restarted_gives_exact_counts(
-    make_telemetry: Any, own_redis: RedisProcess
+    make_telemetry: Any, own_redis: PrivateRedis
 ) -> None:
     telemetry = make_telemetry(instrument=["redis"])
     client = aioredis.Redis(port=own_redis.port, retry=AsyncRetry(NoBackoff(), 0))
@@ -339,7 +254,7 @@ async def test_async_redis_killed_and_restarted_gives_exact_counts(
 
 
 def test_paused_redis_times_out_with_the_clients_own_timeout_error(
-    make_telemetry: Any, own_redis: RedisProcess
+    make_telemetry: Any, own_redis: PrivateRedis
 ) -> None:
     telemetry = make_telemetry(instrument=["redis"])
 
@@ -348,13 +263,13 @@ def test_paused_redis_times_out_with_the_clients_own_timeout_error(
 
     c = client()
     c.set("p:1", "v")
-    own_redis.signal(signal.SIGSTOP)  # alive but silent
+    own_redis.pause()  # alive but silent
     try:
         with suppress_instrumentation():
             raw = raised_by(lambda: client().get("p:1"))
         exc = raised_by(lambda: c.get("p:1"))
     finally:
-        own_redis.signal(signal.SIGCONT)
+        own_redis.resume()
     assert type(exc) is type(raw) is redis.exceptions.TimeoutError
     assert c.get("p:1") == b"v"  # reconnects by itself
     (span,) = assert_error_spans(telemetry, "TimeoutError", 1)

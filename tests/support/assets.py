@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from support import ASSETS
 from tools import rules as _rules
 
-ASSETS = Path(__file__).resolve().parents[1] / "src" / "tiertrace" / "assets"  # the shipped stack
+__all__ = ["ASSETS", "RULES", "load", "rule_list"]
 RULES = ASSETS / _rules.RULES_PATH
 
 

@@ -9,22 +9,19 @@ file.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import jsonschema
-import pytest
 import yaml
 
-from assets_helpers import ASSETS, RULES, load, rule_list
+from support.assets import ASSETS, RULES, load, rule_list
+from support.tools import find, requires
 from tiertrace._cli.assets import ASSET_FILES, write_assets
 
 RULE_TESTS = sorted((ASSETS / "prometheus" / "tests").glob("*.yml"))
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not found on PATH (Debian: apt-get install prometheus)"
-)
+PROMTOOL = find("promtool")
+needs_promtool = requires("promtool")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -40,7 +40,8 @@ within a few lookups, the ratio of the counter increases between the first and t
 Prometheus stops extrapolating a counter backwards where it would reach zero.)
 
 Debugging a failure: the fixture's failure messages end with the tail of ``workload.log`` and
-``prometheus.log``; ``python tests/prom_fixtures.py CONFIG.json`` runs the workload alone.
+``prometheus.log``; ``PYTHONPATH=tests python -m support.prometheus CONFIG.json`` runs the
+workload alone.
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ from typing import Any
 
 import pytest
 
-ASSETS = Path(__file__).resolve().parents[1] / "src" / "tiertrace" / "assets"  # the shipped stack
+from support import ASSETS
+from support.services import free_port
+from support.tools import need
+
+TESTS = Path(__file__).resolve().parents[1]
 PROMETHEUS_YML = ASSETS / "prometheus" / "prometheus.yml"
 JOB = "tiertrace-live"
 REDIS_DB = 9  # the other tests flush database 0 of the session's Redis
@@ -166,7 +171,7 @@ class LivePrometheus:
         return [(float(r["t"]), r["stats"]) for r in rows]
 
 
-# -- the workload (runs in its own process: `python prom_fixtures.py CONFIG.json`) -------------
+# -- the workload (runs in its own process: `python -m support.prometheus CONFIG.json`) --------
 
 
 def _write_stats(stats_path: Path, history_path: Path, stop: threading.Event) -> None:
@@ -367,11 +372,7 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
     import redis
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    from conftest import free_port
-
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (Debian: apt-get install prometheus)")
+    binary = need("prometheus")
     workdir = Path(tempfile.mkdtemp(prefix="tiertrace-live-prom-"))
     table = f"live_memories_{uuid.uuid4().hex[:8]}"
     workload_url = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
@@ -404,10 +405,11 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
             "rate": RATE,
         }
         (workdir / "workload.json").write_text(json.dumps(config))
-        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+        path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": path}
         with work_log.open("wb") as log:
             workload = subprocess.Popen(
-                [sys.executable, __file__, str(workdir / "workload.json")],
+                [sys.executable, "-m", "support.prometheus", str(workdir / "workload.json")],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -9,7 +9,6 @@ stack) is re-stated as a small function and must give the same names.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from support.tools import need, requires
 
 BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -178,13 +179,10 @@ def test_attributes_become_the_contract_labels(exposition: str) -> None:
     assert {lb["tiertrace_tier_level"] for lb in reads} == {"1"}
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None,
-    reason="promtool not found on PATH (Debian: apt-get install prometheus)",
-)
+@requires("promtool")
 def test_exposition_passes_promtool_check_metrics(exposition: str) -> None:
     result = subprocess.run(
-        ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True,
+        [need("promtool"), "check", "metrics"], input=exposition, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,9 +1,9 @@
 """The shipped Grafana dashboards are valid, consistent and regenerated from one source.
 
-Checks without Grafana: the committed dashboards and rules equal what `tools.generate`
-produces; every dashboard and rule expression parses and uses only the metric and label
-names of the telemetry contract; targets live in one place; the dashboards pass a lint and
-have the promised panels; the Grafana provisioning is wired.
+Checks without Grafana: the committed dashboards and rules equal what
+`tools.generate` produces; every dashboard and rule expression parses and
+uses only the metric and label names of the telemetry contract; targets live in one place;
+the dashboards pass a lint and have the promised panels; the Grafana provisioning is wired.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import promql_parser
 
-from assets_helpers import ASSETS, RULES, load, rule_list
+from support.assets import ASSETS, RULES, load, rule_list
 from tools import dashboards as _dashboards
 from tools import generate as _generate
 from tools import rules as _rules

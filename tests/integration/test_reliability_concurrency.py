@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tiertrace
-from conftest import Telemetry
+from support.telemetry import Telemetry
 from tiertrace import ChromaInstrumentor, PsycopgInstrumentor, RedisInstrumentor
 
 DURATION = "tiertrace.access.duration"

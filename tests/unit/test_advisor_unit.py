@@ -324,41 +324,80 @@ def test_suggestions_never_put_a_raw_key_in_pattern_or_message() -> None:
             assert key not in s.pattern and key not in s.message and key not in s.tier
 
 
+NOTHING = {"keys": 0, "patterns": 0, "fills": 0, "tiers": 0}
+ONE_TIER = {**NOTHING, "tiers": 1}
+
+
+def still_advises(adv: Advisor, clock: Clock) -> None:
+    """After garbage, a hot key read from PostgreSQL is still suggested as before."""
+    for _ in range(50):
+        read_through(adv, PROFILE, "user:42:profile")
+        clock.t += 2.0
+    [s] = adv.candidates()
+    assert (s.kind, s.pattern, s.tier, s.accesses, s.ttl_s) == (
+        "pre-cache", PROFILE, "postgresql", 50, 6.0)  # fmt: skip
+
+
+# (arguments, faults swallowed, what is tracked afterwards): a value of the wrong type is
+# either ignored or a swallowed fault, never an exception and never a finding
 @pytest.mark.parametrize(
-    "args",
+    ("args", "faults", "tracked"),
     [
-        (None, 1, "p", "k", 0.1, 0.1, True, False),
-        ("redis", "1", ["p"], {"k"}, 0.1, 0.1, True, False),
-        ("redis", 1, "p", "k", "slow", 0.1, True, False),
-        ("redis", 1, "p", "k", float("nan"), float("inf"), None, True),
-        ("redis", 1, "p", "k", -1.0, -5, 3, object()),
-        ("redis", None, None, 42, 0.1, 0.1, "yes", None),
-        ("redis", 1, {}, [], 0.1, 0.1, True, True),
+        ((None, 1, "p", "k", 0.1, 0.1, True, False), 0, NOTHING),
+        (("redis", "1", ["p"], {"k"}, 0.1, 0.1, True, False), 0, ONE_TIER),
+        (("redis", 1, "p", "k", "slow", 0.1, True, False), 1, NOTHING),
+        (("redis", 1, "p", "k", float("nan"), float("inf"), None, True), 0, NOTHING),
+        (("redis", 1, "p", "k", -1.0, -5, 3, object()), 0, NOTHING),
+        (("redis", None, None, 42, 0.1, 0.1, "yes", None), 0, ONE_TIER),
+        (("redis", 1, {}, [], 0.1, 0.1, True, True), 0, ONE_TIER),
     ],
 )
-def test_observe_access_with_garbage_does_not_raise(args: tuple[object, ...]) -> None:
-    adv, _ = make()
+def test_observe_access_with_garbage_does_not_raise(
+    args: tuple[object, ...], faults: int, tracked: dict[str, int]
+) -> None:
+    adv, clock = make()
     adv.observe_access(*args)  # type: ignore[arg-type]
-    assert isinstance(adv.suggestions(), list)
+    assert adv.suggestions() == []
+    assert adv.candidates() == []
+    assert (adv.faults, adv.tracked()) == (faults, tracked)
+    still_advises(adv, clock)
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "faults", "tracked"),
     [
-        (None, None, None, None, None, None),
-        ("p", "k", "postgresql", "2", 0.1, 0.1),
-        ("p", ["k"], "postgresql", 2, 0.1, 0.1),
-        ("p", "k", 5, 2, 0.1, 0.1),
-        ("p", "k", "postgresql", 2, float("nan"), 0.1),
-        ("p", "k", "postgresql", None, 0.1, 0.1),
-        ([], "k", "postgresql", 2, 0.1, 0.1),
+        ((None, None, None, None, None, None), 1, NOTHING),
+        (("p", "k", "postgresql", "2", 0.1, 0.1), 1, NOTHING),
+        (("p", "k", 5, 2, 0.1, 0.1), 0, NOTHING),
+        (("p", "k", "postgresql", 2, float("nan"), 0.1), 0, NOTHING),
+        (("p", "k", "postgresql", None, 0.1, 0.1), 1, NOTHING),
+        (([], "k", "postgresql", 2, 0.1, 0.1), 0, NOTHING),
     ],
 )
-def test_observe_lookup_with_garbage_does_not_raise(args: tuple[object, ...]) -> None:
-    adv, _ = make()
+def test_observe_lookup_with_garbage_does_not_raise(
+    args: tuple[object, ...], faults: int, tracked: dict[str, int]
+) -> None:
+    adv, clock = make()
     adv.observe_lookup(*args)  # type: ignore[arg-type]
-    assert isinstance(adv.suggestions(), list)
-    assert isinstance(adv.candidates(), list)
+    assert adv.suggestions() == []
+    assert adv.candidates() == []
+    assert (adv.faults, adv.tracked()) == (faults, tracked)
+    still_advises(adv, clock)
+
+
+def test_observe_lookup_with_a_garbage_key_keeps_the_lookup_and_drops_the_key() -> None:
+    adv, _ = make()
+    adv.observe_lookup("p", ["k"], "postgresql", 2, 0.1, 0.1)  # type: ignore[arg-type]
+    found = [(s.kind, s.pattern, s.tier, s.accesses, s.key) for s in adv.suggestions()]
+    assert found == [
+        ("top-latency", "p", "postgresql", 1, None),
+        ("top-cost", "p", "postgresql", 1, None),
+    ]
+    assert adv.candidates() == []
+    assert (adv.faults, adv.tracked()) == (0, {**ONE_TIER, "patterns": 1})
+    [top_latency, top_cost] = adv.suggestions()
+    assert top_latency.evidence == top_cost.evidence == {
+        "total": 0.1, "mean": 0.1, "share": 1.0, "lookups": 1.0, "rank": 1}  # fmt: skip
 
 
 def test_swallowed_faults_are_counted_and_reported() -> None:

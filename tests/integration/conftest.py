@@ -1,0 +1,55 @@
+"""Real services for the integration tests, private to the test session.
+
+A ``redis-server`` on a free loopback port and a PostgreSQL database created for the session
+(on ``TIERTRACE_TEST_PG``'s server, default ``postgres@127.0.0.1:5432``, or on a private
+cluster when that does not answer), both started through `support.services`; a ``chroma run``
+server (`support.chroma`) and a live Prometheus with a workload (`support.prometheus`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from support.chroma import chroma_server  # noqa: F401  (session fixture)
+from support.prometheus import live_prometheus  # noqa: F401  (live Prometheus + workload)
+from support.services import PrivateRedis, postgres_server, private_database
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A private redis-server on a free loopback port, stopped after the session."""
+    server = PrivateRedis()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()  # housekeeping: never an access
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A PostgreSQL database created for this test session and dropped after it."""
+    with postgres_server() as admin, private_database(admin) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def table(pg_dsn: str) -> Iterator[str]:
+    """A fresh ``memories(id int primary key, body text)`` table with rows 1..3."""
+    with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS memories")
+        conn.execute("CREATE TABLE memories (id int PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO memories VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+    yield "memories"
