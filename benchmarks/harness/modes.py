@@ -3,7 +3,8 @@
 * ``raw`` — nothing instrumented (`Pristine.check` after every switch: every patched client
   method is the library's own function again);
 * ``metrics`` — ``tiertrace.init(exporter="none")``, SDK ``TracerProvider`` with ALWAYS_OFF, SDK
-  ``MeterProvider`` read by an ``InMemoryMetricReader``;
+  ``MeterProvider`` read by an ``InMemoryMetricReader`` passed through ``tiertrace.bridge_reader``
+  (the path of every reader tiertrace builds);
 * ``full`` — the same with ALWAYS_ON, a ``BatchSpanProcessor`` and a ``BatchLogRecordProcessor``
   into no-op exporters (what ``exporter="otlp"`` wires);
 * ``anchor`` — opentelemetry-instrumentation-redis, -psycopg and openllmetry's -chromadb with the
@@ -228,6 +229,8 @@ def activate(name: str) -> Active:
         before = histogram_count(reader, metric)
         return Active(name, [tp], spans, None, reader, [anchor], metric, before, (before_opt_in,))
     reader = InMemoryMetricReader()
+    if name in TIERTRACE_CONFIGS:  # tiertrace's fast path, as for the readers it builds itself
+        tiertrace.bridge_reader(reader)
     mp = MeterProvider(metric_readers=[reader])
     if name == "metrics":
         tp = TracerProvider(sampler=ALWAYS_OFF)

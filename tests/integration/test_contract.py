@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from support.assets import ASSETS, RULES, rule_list
 from opentelemetry.sdk.metrics import Meter, MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 import tiertrace
+from support.assets import ASSETS, RULES, rule_list
 from tiertrace._cli import prometheus as report_prometheus
 from tiertrace._cli import report
 from tiertrace._contract import names, promql, targets

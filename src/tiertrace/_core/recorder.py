@@ -136,7 +136,7 @@ class _State:
         # SDK instruments, only where tiertrace's aggregation cannot reach the readers
         self.fallback = telemetry.fallback if telemetry is not None else None
         self.sink = sink
-        self.start_sets: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.start_sets: dict[tuple[Any, ...], tuple[Extra, Extra, dict[str, Any]]] = {}
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
         self.capture_query_text = True
@@ -158,22 +158,33 @@ def active() -> bool:
     return STATE.enabled and not otel_context.get_value(SUPPRESS_KEY)
 
 
-def start(tier: Tier, op: str, target: str, kind: SpanKind) -> Access:
-    """Open an access. Call `active()` first; `finish`/`fail` must follow."""
+Extra = dict[str, Any] | None
+
+
+def start(
+    tier: Tier, op: str, target: str, kind: SpanKind, extra: Extra = None, more: Extra = None
+) -> Access:
+    """Open an access. Call `active()` first; `finish`/`fail` must follow.
+
+    ``extra`` and ``more`` are further span attributes known at start (a statement's text, a
+    connection pool's server address); pass the same dict objects every time (cached on the
+    statement or the pool): the merged set is then built once and given to the SDK at start.
+    """
     st = STATE
     name = f"{op} {target}" if target else op
     parent = get_current_span()
     scope = getattr(parent, "instrumentation_scope", None)
     if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
         parent.update_name(name)
-        parent.set_attributes(_start_attributes(st, tier, op, target))
+        parent.set_attributes(_start_attributes(st, tier, op, target, extra, more))
         # the caller's span is the one the other instrumentation's span was started under
         caller = getattr(parent, "parent", None)
         return Access(tier, op, target, parent, False, _caller_span(caller))
     if st.tracer is None:
         return Access(tier, op, target, INVALID_SPAN, True, parent)
     # sampler-relevant attributes at start (built once per tier, operation and target)
-    span = st.tracer.start_span(name, kind=kind, attributes=_start_attributes(st, tier, op, target))
+    attributes = _start_attributes(st, tier, op, target, extra, more)
+    span = st.tracer.start_span(name, kind=kind, attributes=attributes)
     return Access(tier, op, target, span, True, parent)
 
 
@@ -181,21 +192,26 @@ def _caller_span(context: Any) -> Span:
     return INVALID_SPAN if context is None else NonRecordingSpan(context)
 
 
-def _start_attributes(st: _State, tier: Tier, op: str, target: str) -> dict[str, Any]:
-    key = (tier.name, op, target)
-    attrs = st.start_sets.get(key)
-    if attrs is None:
-        attrs = {
-            TIER: tier.name,
-            TIER_LEVEL: tier.level,
-            SPAN_COST: tier.cost(op),
-            DB_SYSTEM: tier.system,
-            DB_OPERATION: op,
-        }
-        if target and tier.system != "redis":
-            attrs[DB_COLLECTION] = target
-        if len(st.start_sets) < _MAX_ATTR_SETS:
-            st.start_sets[key] = attrs
+def _start_attributes(
+    st: _State, tier: Tier, op: str, target: str, extra: Extra, more: Extra
+) -> dict[str, Any]:
+    key = (tier.name, op, target, id(extra), id(more))
+    cached = st.start_sets.get(key)
+    if cached is not None and cached[0] is extra and cached[1] is more:  # ids are reused
+        return cached[2]
+    attrs = {
+        TIER: tier.name,
+        TIER_LEVEL: tier.level,
+        SPAN_COST: tier.cost(op),
+        DB_SYSTEM: tier.system,
+        DB_OPERATION: op,
+        **(extra or {}),
+        **(more or {}),
+    }
+    if target and tier.system != "redis":
+        attrs[DB_COLLECTION] = target
+    if len(st.start_sets) < _MAX_ATTR_SETS:
+        st.start_sets[key] = (extra, more, attrs)
     return attrs
 
 

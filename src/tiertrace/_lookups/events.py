@@ -49,6 +49,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, set_span_in_context
 
 from tiertrace._core import recorder as _access
+from tiertrace._core.recorder import Access
 from tiertrace._lookups.grouping import Lookup
 
 EVENT = "memory_tier_access"
@@ -97,6 +98,32 @@ class Emitter:
     def close(self, lk: Lookup) -> None:
         try:
             self._close(lk)
+        except Exception as fault:
+            _access.report_fault("lookup", fault)
+
+    def close_single(self, acc: Access) -> None:
+        """Close the implicit lookup of one access that hit (most of the traffic: L1 hits).
+
+        Without listeners or ``single_access_events`` such a lookup has no span, no log record
+        and no payload to build: only its metric point, ``stats()`` and the advisor, which are
+        fed here without building a `Lookup`.
+        """
+        if self.listeners or self.single_events:
+            self.close(Lookup(False, first=acc))
+            return
+        try:
+            tel = self.telemetry
+            name, level, seconds, cost = acc.tier.name, acc.level, acc.duration_s, acc.cost
+            key = (name, level, None)
+            slot = self.slots.get(key)
+            if slot is None:
+                slot = tel.metrics.lookup.histogram(key)
+            slot.record(seconds, cost)
+            if tel.fallback is not None:
+                tel.fallback.lookup(seconds, slot.attributes)
+            self.stats.observe_lookup(name, level, seconds, cost)
+            if self.advisor is not None:
+                self.advisor.observe_lookup(acc.pattern, acc.key, name, level, seconds, cost)
         except Exception as fault:
             _access.report_fault("lookup", fault)
 

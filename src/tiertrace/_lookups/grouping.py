@@ -139,8 +139,11 @@ class Grouper:
         implicit: bool,
         window_s: float,
         observe: Callable[[Access], None],
+        close_single: Callable[[Access], None] | None = None,
     ) -> None:
         self.close = close
+        # a lone read that hit at level 1: its lookup is that one access
+        self.close_single = close_single or (lambda acc: close(Lookup(False, first=acc)))
         self.implicit = implicit
         self.window_s = window_s
         self.observe = observe
@@ -157,7 +160,7 @@ class Grouper:
             return
         key = _context_key()
         if acc.hit and acc.level == 1 and acc.read and key not in self.pending:
-            self.close(Lookup(False, first=acc))  # the common case: an L1 hit, nothing pending
+            self.close_single(acc)  # the common case: an L1 hit, nothing pending
             return
         done: list[Lookup] = []
         with self.lock:

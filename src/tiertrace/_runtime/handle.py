@@ -39,6 +39,7 @@ class Handle:
             settings.implicit_lookups,
             settings.implicit_window_s,
             self._observe,
+            self.emitter.close_single,
         )
         self.instrumentors: list[Any] = []
         self.auto = False  # started by an instrumentor without init()

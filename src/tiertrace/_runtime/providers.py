@@ -207,10 +207,10 @@ class Telemetry:
         """Force-flush every provider, all together, waiting at most ``timeout_s``."""
         calls = [
             p.force_flush
-            for p in (self.tracer_provider, self.meter_provider, self.logger_provider)
-            if hasattr(p, "force_flush") and not _pull_only(p)
+            for p in (self.tracer_provider, self.logger_provider)
+            if hasattr(p, "force_flush")
         ]
-        _bounded(calls, timeout_s)
+        _bounded([*calls, *_push_flushes(self.meter_provider)], timeout_s)
 
     def shutdown(self, timeout_s: float) -> None:
         """Shut down the providers tiertrace created and flush the others, within ``timeout_s``.
@@ -222,7 +222,9 @@ class Telemetry:
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
             if any(provider is p for p in self.owned):
                 calls.append(provider.shutdown)
-            elif hasattr(provider, "force_flush") and not _pull_only(provider):
+            elif provider is self.meter_provider:
+                calls.extend(_push_flushes(provider))
+            elif hasattr(provider, "force_flush"):
                 calls.append(provider.force_flush)
         _bounded(calls, timeout_s)
         if self._http is not None:
@@ -234,10 +236,16 @@ class Telemetry:
         self._http = None
 
 
-def _pull_only(provider: Any) -> bool:
-    """A meter provider read by Prometheus only: a forced collection would be served twice."""
-    readers = getattr(provider, "_metric_readers", None) or ()
-    return bool(readers) and all(type(r).__name__ == "PrometheusMetricReader" for r in readers)
+def _push_flushes(provider: Any) -> list[Callable[[], Any]]:
+    """The force-flush of each reader of ``provider`` that pushes (periodic, in-memory).
+
+    A Prometheus reader is left to its scraper: a forced collection would be served twice, as
+    two copies of every series in the next scrape.
+    """
+    readers = getattr(provider, "_metric_readers", None)
+    if readers is None:
+        return [provider.force_flush] if hasattr(provider, "force_flush") else []
+    return [r.force_flush for r in readers if type(r).__name__ != "PrometheusMetricReader"]
 
 
 def _bounded(calls: list[Callable[[], Any]], timeout_s: float) -> None:

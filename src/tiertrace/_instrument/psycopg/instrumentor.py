@@ -28,6 +28,7 @@ Example (after ``tiertrace.init()``)::
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Sized
 from time import perf_counter
@@ -68,22 +69,34 @@ def _begin(
     tier = _tier(cursor, stmt)
     if tier is None:
         return None
-    acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT)
+    st = _access.STATE
+    if st.tracer is not None:  # span attributes at start, built once per statement and connection
+        text = stmt.span_text if st.capture_query_text else stmt.span_summary
+        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, text, _server(cursor))
+    else:
+        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT)
     acc.pattern = stmt.fingerprint
     acc.read = stmt.is_read
-    if acc.recording:
-        attrs: dict[str, Any] = {"db.query.summary": stmt.summary}
-        if _access.STATE.capture_query_text:
-            attrs["db.query.text"] = stmt.text
-        if batch is not None:
-            attrs["db.operation.batch.size"] = batch
-        info = getattr(getattr(cursor, "_conn", None), "info", None)
-        if info is not None:
-            attrs["db.namespace"] = info.dbname
-            attrs["server.address"] = info.host
-            attrs["server.port"] = int(info.port)
-        acc.span.set_attributes(attrs)
+    if batch is not None and acc.recording:
+        acc.span.set_attribute("db.operation.batch.size", batch)
     return acc, stmt
+
+
+def _server(cursor: Any) -> dict[str, Any] | None:
+    """``db.namespace``, ``server.address``, ``server.port`` of a cursor's connection, built
+    once per connection (each is a libpq call)."""
+    conn = getattr(cursor, "_conn", None)
+    attrs: dict[str, Any] | None = getattr(conn, "_tiertrace_server", None)
+    if attrs is None and conn is not None:
+        info = conn.info
+        attrs = {
+            "db.namespace": info.dbname,
+            "server.address": info.host,
+            "server.port": int(info.port),
+        }
+        with contextlib.suppress(AttributeError, TypeError):
+            conn._tiertrace_server = attrs
+    return attrs
 
 
 def _after_execute(cursor: Any, acc: _access.Access, stmt: Statement, server: bool) -> None:

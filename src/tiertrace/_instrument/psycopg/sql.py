@@ -71,6 +71,8 @@ class Statement(NamedTuple):
     text: str
     summary: str
     fingerprint: str  # the advisor's pattern: literals and parameters as ?
+    span_text: dict[str, str]  # span attributes at start, with the sanitized text
+    span_summary: dict[str, str]  # the same without it (capture_query_text=False)
 
 
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
@@ -92,7 +94,17 @@ def _parse(sql: str) -> Statement | None:
     is_read = op in _READS or _RETURNING.search(sql) is not None
     summary = sql_summary(sql)
     target = tables[0] if tables else ""
-    return Statement(op, target, names, is_read, text, summary, sql_fingerprint(sql))
+    return Statement(
+        op,
+        target,
+        names,
+        is_read,
+        text,
+        summary,
+        sql_fingerprint(sql),
+        {"db.query.summary": summary, "db.query.text": text},
+        {"db.query.summary": summary},
+    )
 
 
 _cached = lru_cache(maxsize=2048)(_parse)

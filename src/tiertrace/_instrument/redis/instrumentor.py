@@ -70,20 +70,22 @@ def _begin(
     template = key_template(text) if text is not None else ""
     mode = _access.STATE.capture_keys
     target = template if mode == "template" or key is None else (capture_key(key, mode) or "")
-    acc = _access.start(tier, op, target, SpanKind.CLIENT)
+    server = _server_attributes(instance) if _access.STATE.tracer is not None else None
+    acc = _access.start(tier, op, target, SpanKind.CLIENT, server)
     # the exact key is held in memory only (advisor); a huge one is kept as its hash
     acc.key = text if text is None or len(text) <= MAX_KEY_CHARS else key_hash(key)
     acc.pattern = template
     acc.read = read
-    if acc.recording:
-        _span_details(acc, instance, batch)
+    if batch is not None and acc.recording:
+        acc.span.set_attribute("db.operation.batch.size", batch)
     return acc
 
 
-def _span_details(acc: _access.Access, instance: Any, batch: int | None) -> None:
+def _server_attributes(instance: Any) -> dict[str, Any]:
+    """``db.namespace``, ``server.address`` and ``server.port``, built once per pool."""
     pool = getattr(instance, "connection_pool", None)
-    attrs = getattr(pool, "_tiertrace_server", None)
-    if attrs is None:  # built once per connection pool
+    attrs: dict[str, Any] | None = getattr(pool, "_tiertrace_server", None)
+    if attrs is None:
         kwargs = getattr(pool, "connection_kwargs", None) or {}
         attrs = {"db.namespace": str(kwargs.get("db", 0))}
         if "host" in kwargs:
@@ -93,9 +95,7 @@ def _span_details(acc: _access.Access, instance: Any, batch: int | None) -> None
             attrs["server.address"] = kwargs["path"]
         with contextlib.suppress(AttributeError, TypeError):
             pool._tiertrace_server = attrs  # type: ignore[union-attr]
-    acc.span.set_attributes(attrs)
-    if batch is not None:
-        acc.span.set_attribute("db.operation.batch.size", batch)
+    return attrs
 
 
 def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:

@@ -1,0 +1,394 @@
+"""tiertrace aggregates, the SDK exports: the same exact figures through every kind of reader.
+
+A scripted workload with a known ground truth runs on real Redis and PostgreSQL; then every
+reader kind collects at once — in-memory (cumulative and delta), Prometheus text (checked by
+``promtool check metrics``), OTLP/HTTP to a live loopback receiver that decodes the protobuf, and
+the console exporter — and each must report exactly the ground truth and what ``stats()`` says.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    ConsoleMetricExporter,
+    InMemoryMetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
+
+import tiertrace
+
+ACCESS = "tiertrace.access.duration"
+LOOKUP = "tiertrace.lookup.duration"
+COST = "tiertrace.cost.usd"
+DELTA = {Histogram: AggregationTemporality.DELTA, Counter: AggregationTemporality.DELTA}
+# (tier, operation, hit) -> accesses the workload makes
+TRUTH = {
+    ("redis", "SET", None): 1,
+    ("redis", "GET", True): 5,
+    ("redis", "GET", False): 3,
+    ("postgresql", "SELECT", True): 4,
+    ("postgresql", "SELECT", False): 2,
+}
+PRICES = {"redis": 0.0001, "postgresql": 0.001}
+
+
+def workload(r: redis.Redis, conn: psycopg.Connection[Any]) -> None:
+    r.set("memory:1", "one")
+    for _ in range(5):
+        r.get("memory:1")
+    for _ in range(3):
+        r.get("memory:none")
+    for _ in range(4):
+        conn.execute("SELECT body FROM memories WHERE id = %s", (1,)).fetchone()
+    for _ in range(2):
+        conn.execute("SELECT body FROM memories WHERE id = %s", (99,)).fetchone()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    requests: list[ExportMetricsServiceRequest]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(body)
+        self.requests.append(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[tuple[str, list[ExportMetricsServiceRequest]]]:
+    received: list[ExportMetricsServiceRequest] = []
+    handler = type("Receiver", (_Receiver,), {"requests": received})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1/metrics", received
+    server.shutdown()
+    server.server_close()
+
+
+def _in_memory_counts(reader: InMemoryMetricReader) -> dict[str, Any]:
+    data = reader.get_metrics_data()
+    out: dict[str, Any] = {"access": {}, "lookups": 0, "cost": {}, "buckets": {}}
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                for p in m.data.data_points:
+                    a = dict(p.attributes or {})
+                    if m.name == ACCESS:
+                        key = (a["tiertrace.tier"], a["db.operation.name"], a.get("tiertrace.hit"))
+                        out["access"][key] = p.count
+                        out["buckets"][key] = list(p.bucket_counts)
+                        assert sum(p.bucket_counts) == p.count
+                    elif m.name == LOOKUP:
+                        out["lookups"] += p.count
+                    elif m.name == COST:
+                        out["cost"][a["tiertrace.tier"]] = p.value
+    return out
+
+
+def _expected_cost() -> dict[str, float]:
+    spent = {"redis": 0.0, "postgresql": 0.0, "chroma": 0.0}
+    for (tier, _op, _hit), n in TRUTH.items():
+        spent[tier] += n * PRICES[tier]
+    return spent
+
+
+@pytest.fixture
+def readers(
+    otlp_receiver: tuple[str, list[ExportMetricsServiceRequest]],
+) -> Iterator[dict[str, Any]]:
+    """One MeterProvider over one reader of every kind, each passed through bridge_reader."""
+    url, received = otlp_receiver
+    console = io.StringIO()
+    registry = CollectorRegistry()
+    kinds: dict[str, Any] = {
+        "memory": InMemoryMetricReader(),
+        "memory_delta": InMemoryMetricReader(preferred_temporality=DELTA),
+        "prometheus": PrometheusMetricReader(registry=registry),
+        "otlp": PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=url), export_interval_millis=3_600_000
+        ),
+        "console": PeriodicExportingMetricReader(
+            ConsoleMetricExporter(out=console), export_interval_millis=3_600_000
+        ),
+    }
+    for reader in kinds.values():
+        assert tiertrace.bridge_reader(reader) is reader
+    provider = MeterProvider(metric_readers=list(kinds.values()))
+    yield {**kinds, "provider": provider, "registry": registry, "received": received,
+           "console_out": console}  # fmt: skip
+    tiertrace.shutdown()
+    provider.shutdown()
+
+
+def test_every_reader_kind_exports_exactly_the_ground_truth_and_stats(
+    readers: dict[str, Any], r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    tiertrace.init(
+        exporter="none", meter_provider=readers["provider"], instrument=["redis", "psycopg"]
+    )
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        workload(r, conn)
+    tiertrace.flush()  # closes pending lookups; the periodic readers export once
+    snap = tiertrace.stats()["total"]
+
+    memory = _in_memory_counts(readers["memory"])
+    assert memory["access"] == TRUTH
+    assert memory["cost"] == pytest.approx(_expected_cost())
+    assert memory["lookups"] == snap["lookups"] > 0
+    for tier in ("redis", "postgresql"):
+        n = sum(count for (t, _o, _h), count in TRUTH.items() if t == tier)
+        assert snap["tiers"][tier]["accesses"] == n
+        assert snap["tiers"][tier]["cost_usd"] == pytest.approx(_expected_cost()[tier])
+
+    assert _in_memory_counts(readers["memory_delta"])["access"] == TRUTH  # first delta: all
+
+    text = generate_latest(readers["registry"]).decode()
+    _promtool_check(text)
+    prom = _prometheus_counts(text)
+    assert prom["access"] == TRUTH
+    assert prom["buckets"] == memory["buckets"]
+    assert prom["cost"] == pytest.approx(_expected_cost())
+    assert prom["lookups"] == snap["lookups"]
+
+    otlp = _otlp_counts(readers["received"])
+    assert otlp["access"] == TRUTH
+    assert otlp["buckets"] == memory["buckets"]
+    assert otlp["cost"] == pytest.approx(_expected_cost())
+    assert otlp["lookups"] == snap["lookups"]
+
+    console = _console_counts(readers["console_out"].getvalue())
+    assert console["access"] == TRUTH
+    assert console["buckets"] == memory["buckets"]
+    assert console["cost"] == pytest.approx(_expected_cost())
+
+
+def test_delta_points_hold_what_happened_since_the_previous_collection(
+    readers: dict[str, Any], r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    handle = tiertrace.init(
+        exporter="none", meter_provider=readers["provider"], instrument=["redis", "psycopg"]
+    )
+    reader = readers["memory_delta"]
+    cumulative = readers["memory"]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        workload(r, conn)
+        first = reader.get_metrics_data()
+        workload(r, conn)
+        workload(r, conn)
+    second = _points(reader.get_metrics_data(), ACCESS)
+    assert {k: p.count for k, p in second.items()} == {k: 2 * n for k, n in TRUTH.items()}
+    first_points = _points(first, ACCESS)
+    for key, point in second.items():  # each delta starts where the previous one ended
+        assert point.start_time_unix_nano == first_points[key].time_unix_nano
+    total = _points(cumulative.get_metrics_data(), ACCESS)
+    assert {k: p.count for k, p in total.items()} == {k: 3 * n for k, n in TRUTH.items()}
+    start = {p.start_time_unix_nano for p in total.values()}
+    assert start == {handle.telemetry.metrics.start_ns}  # cumulative points start at init()
+    assert all(p.sum == pytest.approx(first_points[k].sum * 0 + p.sum) for k, p in total.items())
+
+
+def test_access_points_carry_the_trace_of_a_sampled_access_as_exemplar(
+    readers: dict[str, Any], r: redis.Redis
+) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    tiertrace.init(
+        exporter="none",
+        meter_provider=readers["provider"],
+        tracer_provider=tracer_provider,
+        instrument=["redis"],
+    )
+    r.set("memory:1", "one")
+    r.get("memory:1")
+    points = _points(readers["memory"].get_metrics_data(), ACCESS)
+    traced = {(s.context.trace_id, s.context.span_id): s.name for s in spans.get_finished_spans()}
+    for key in (("redis", "SET", None), ("redis", "GET", True)):
+        (exemplar,) = points[key].exemplars
+        assert traced[(exemplar.trace_id, exemplar.span_id)].startswith(key[1])
+        assert exemplar.value == pytest.approx(points[key].sum)
+
+
+def test_a_reader_that_is_not_bridged_gets_the_same_names_through_sdk_instruments(
+    r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    reader = InMemoryMetricReader()  # not passed through bridge_reader
+    provider = MeterProvider(metric_readers=[reader])
+    tiertrace.init(exporter="none", meter_provider=provider, instrument=["redis", "psycopg"])
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            workload(r, conn)
+        tiertrace.flush()
+        counts = _in_memory_counts(reader)
+        assert counts["access"] == TRUTH
+        assert counts["cost"] == pytest.approx(_expected_cost())
+        assert counts["lookups"] == tiertrace.stats()["total"]["lookups"]
+    finally:
+        tiertrace.shutdown()
+        provider.shutdown()
+
+
+FINAL_EXPORT = """
+import redis, tiertrace
+tiertrace.init(exporter="console", instrument=["redis"])
+r = redis.Redis.from_url({url!r})
+r.set("memory:1", "one")
+r.get("memory:1")
+tiertrace.shutdown()
+"""
+
+
+def test_shutdown_exports_the_cost_of_a_short_job(redis_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FINAL_EXPORT.format(url=redis_url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    exported = _console_counts(done.stdout)
+    assert exported["access"] == {("redis", "SET", None): 1, ("redis", "GET", True): 1}
+    assert exported["cost"]["redis"] == pytest.approx(2 * PRICES["redis"])
+
+
+# -- reading each format ----------------------------------------------------------------------
+def _points(data: Any, metric: str) -> dict[tuple[Any, ...], Any]:
+    found = {}
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == metric:
+                    for p in m.data.data_points:
+                        a = dict(p.attributes or {})
+                        found[
+                            (a["tiertrace.tier"], a["db.operation.name"], a.get("tiertrace.hit"))
+                        ] = p
+    return found
+
+
+def _promtool_check(text: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _labels(part: str) -> dict[str, str]:
+    out = {}
+    for item in part.strip("{}").split(","):
+        if item:
+            k, _, v = item.partition("=")
+            out[k] = v.strip('"')
+    return out
+
+
+def _prometheus_counts(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"access": {}, "lookups": 0, "cost": {}, "buckets": {}}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, rest = series.partition("{")
+        labels = _labels("{" + rest)
+        hit = {"true": True, "false": False}.get(labels.get("tiertrace_hit", ""))
+        key = (labels.get("tiertrace_tier"), labels.get("db_operation_name"), hit)
+        if name == "tiertrace_access_duration_seconds_count":
+            out["access"][key] = int(float(value))
+        elif (
+            name == "tiertrace_access_duration_seconds_bucket" and labels["le"] != "+Inf"
+        ) or name == "tiertrace_access_duration_seconds_bucket":
+            out["buckets"].setdefault(key, []).append(int(float(value)))
+        elif name == "tiertrace_lookup_duration_seconds_count":
+            out["lookups"] += int(float(value))
+        elif name == "tiertrace_cost_usd_total":
+            out["cost"][labels["tiertrace_tier"]] = float(value)
+    # Prometheus buckets are cumulative: back to per-bucket counts
+    out["buckets"] = {
+        k: [b - a for a, b in zip([0, *v[:-1]], v, strict=True)] for k, v in out["buckets"].items()
+    }
+    return out
+
+
+def _otlp_counts(requests: list[ExportMetricsServiceRequest]) -> dict[str, Any]:
+    out: dict[str, Any] = {"access": {}, "lookups": 0, "cost": {}, "buckets": {}}
+    (request,) = requests
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name in (ACCESS, LOOKUP):
+                    for p in m.histogram.data_points:
+                        a = {kv.key: _any(kv.value) for kv in p.attributes}
+                        if m.name == LOOKUP:
+                            out["lookups"] += p.count
+                            continue
+                        key = (a["tiertrace.tier"], a["db.operation.name"], a.get("tiertrace.hit"))
+                        out["access"][key] = p.count
+                        out["buckets"][key] = list(p.bucket_counts)
+                elif m.name == COST:
+                    for p in m.sum.data_points:
+                        a = {kv.key: _any(kv.value) for kv in p.attributes}
+                        out["cost"][a["tiertrace.tier"]] = p.as_double
+    return out
+
+
+def _any(value: Any) -> Any:
+    return getattr(value, value.WhichOneof("value"))
+
+
+def _console_counts(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"access": {}, "lookups": 0, "cost": {}, "buckets": {}}
+    decoder = json.JSONDecoder()
+    i = 0
+    last: Any = None
+    while i < len(text):
+        j = text.find("{", i)
+        if j < 0:
+            break
+        last, i = decoder.raw_decode(text, j)
+    for rm in last["resource_metrics"] if last else []:
+        for sm in rm["scope_metrics"]:
+            for m in sm["metrics"]:
+                for p in m["data"]["data_points"]:
+                    a = p["attributes"]
+                    if m["name"] == ACCESS:
+                        key = (a["tiertrace.tier"], a["db.operation.name"], a.get("tiertrace.hit"))
+                        out["access"][key] = p["count"]
+                        out["buckets"][key] = p["bucket_counts"]
+                    elif m["name"] == LOOKUP:
+                        out["lookups"] += p["count"]
+                    elif m["name"] == COST:
+                        out["cost"][a["tiertrace.tier"]] = p["value"]
+    return out
