@@ -81,8 +81,8 @@ class Tier:
         ```
 
     Raises:
-        ConfigError: from `tiertrace.init` when a tier is invalid (name, level, system, a
-            negative price …) or an empty ``match`` pattern is given.
+        ConfigError: here, when a ``match`` pattern is empty or not a string; from
+            `tiertrace.init`, when a tier is invalid (name, level, system, a negative price …).
     """
 
     name: str
