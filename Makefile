@@ -1,10 +1,10 @@
-# tiertrace task entry point: make demo | test | lint | bench | assets
+# tiertrace task entry point: make demo | test | lint | bench | assets | docs
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick assets soak venv clean
+.PHONY: demo test lint bench bench-quick assets docs soak venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,8 +38,11 @@ bench-quick: $(STAMP)
 assets: $(STAMP)
 	$(PY) -m tools.generate --write
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache

@@ -1,14 +1,14 @@
 """tiertrace: OpenTelemetry for three-tier memory — Redis (L1), PostgreSQL (L2), Chroma (L3).
 
-Quickstart::
+```python
+import tiertrace
+tiertrace.init(exporter="prometheus")      # or "otlp" (default), "console", "none"
 
-    import tiertrace
-    tiertrace.init(exporter="prometheus")      # or "otlp" (default), "console", "none"
+# ... your code using redis, psycopg and chromadb, unchanged ...
 
-    # ... your code using redis, psycopg and chromadb, unchanged ...
-
-    snap = tiertrace.stats()
-    print(snap["window"]["served_by"], snap["window"]["cache_effectiveness"])
+snap = tiertrace.stats()
+print(snap["window"]["served_by"], snap["window"]["cache_effectiveness"])
+```
 
 Every access to a tier becomes a span and a point of ``tiertrace.access.duration`` with tier,
 hit and cost; accesses made to answer one query are grouped into a lookup (which tier served
@@ -29,7 +29,8 @@ from tiertrace._core.tiers import DEFAULT_TIERS, Tier
 from tiertrace._lookups.agent import track_agent
 from tiertrace._lookups.grouping import lookup
 from tiertrace._memory import AsyncTieredMemory, LookupMetrics, TieredMemory
-from tiertrace._runtime import Handle, Settings, handle, reset, shutdown
+from tiertrace._runtime import Handle, Settings, reset, shutdown
+from tiertrace._runtime.process import handle  # the function (``_runtime.handle`` is a module)
 from tiertrace._version import __version__
 
 MetricReaderT = TypeVar("MetricReaderT")
@@ -145,6 +146,9 @@ def init(
 
     Calling ``init()`` again with no arguments or the same ones returns the same handle.
 
+    Returns:
+        The live `Handle`: its ``settings`` are the resolved `Settings`.
+
     Raises:
         ConfigError: a setting is invalid (the message names it and what to write instead), or
             ``init()`` was already called with other settings (call `shutdown` first).
@@ -174,7 +178,11 @@ def bridge_reader(reader: MetricReaderT) -> MetricReaderT:
 
 
 def flush() -> None:
-    """Close pending lookups and accesses now and export everything (no-op before init)."""
+    """Close pending lookups and accesses now and export everything (no-op before `init`).
+
+    Use it before reading `stats` at the end of a batch job, or before a process is frozen;
+    `shutdown` does the same and then uninstruments the clients.
+    """
     h = handle()
     if h is not None:
         h.flush()
@@ -183,10 +191,27 @@ def flush() -> None:
 def stats() -> dict[str, Any]:
     """A snapshot of per-tier and lookup figures, ready for JSON; ``{}`` before `init`.
 
-    Two views of the same shape: ``window`` (the last ``stats_window`` lookups and as many
-    accesses per tier) and ``total`` (since `init`); per tier ``accesses``, ``reads``,
-    ``hits``, ``hit_rate``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``cost_usd``,
-    ``cost_per_day_usd``, ``served``; ``targets`` and ``suggestions``.
+    Cheap enough to call every second. ``tiertrace report --snapshot FILE`` reads a snapshot
+    saved with ``json.dump``.
+
+    Returns:
+        A dict with two views of the same shape, ``window`` (the last ``stats_window``
+        lookups and as many accesses per tier) and ``total`` (since `init`), each with
+        ``lookups``, ``served_by`` (lookups per tier and ``none``), ``cache_effectiveness``,
+        ``mean_lookup_latency_ms``, ``p95_lookup_latency_ms``, ``cost_usd``,
+        ``cost_per_day_usd``, ``cost_per_month_usd``, ``elapsed_s`` and ``tiers``; per tier
+        ``accesses``, ``reads``, ``hits``, ``hit_rate``, ``errors``, ``mean_ms``, ``p50_ms``,
+        ``p95_ms``, ``cost_usd``, ``cost_per_day_usd``, ``served``, ``level``. Then
+        ``targets`` (``name``, ``op``, ``target``, ``value``, ``met``) and ``suggestions``
+        (the fields of `Suggestion`). The ``total`` counts equal the exported metrics.
+
+    Example:
+        ```python
+        snap = tiertrace.stats()
+        snap["window"]["cache_effectiveness"]          # share of lookups served by level 1
+        snap["total"]["tiers"]["redis"]["hit_rate"]    # hits / reads
+        [t["name"] for t in snap["targets"] if not t["met"]]
+        ```
     """
     h = handle()
     if h is None:
@@ -202,7 +227,13 @@ def stats() -> dict[str, Any]:
 
 
 def suggestions() -> list[Suggestion]:
-    """The advisor's current findings, pre-cache suggestions first (``[]`` when it is off)."""
+    """The advisor's current findings, pre-cache suggestions first.
+
+    Returns:
+        `Suggestion` objects: pre-cache suggestions (with a TTL and the latency and cost they
+        would save per day), then cost-share, L1 hit-rate, wasted-fill and top-latency/top-cost
+        findings. ``[]`` before `init` and with ``advisor=False``.
+    """
     h = handle()
     if h is None:
         return []
@@ -214,9 +245,21 @@ def suggestions() -> list[Suggestion]:
 
 
 def on_access(callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-    """Call ``callback(event)`` for every ``memory_tier_access`` event; returns unsubscribe.
+    """Call ``callback(event)`` for every ``memory_tier_access`` event, in process.
 
-    Before `init` the callback is not registered and the returned function does nothing.
+    The event is ``{"event_type": "memory_tier_access", "payload": {...}}`` with
+    ``tier_accessed``, ``tier_latencies``, ``access_chain``, ``total_latency_ms``,
+    ``cache_hit``, ``query_type``, ``result_count`` and ``cost_usd``. Every lookup reaches the
+    listeners, including implicit lookups of one access. A callback that raises is logged and
+    counted in ``tiertrace.self.errors``; the lookup is not affected.
+
+    Args:
+        callback: called with the event dict, on the thread that closed the lookup; keep it
+            quick.
+
+    Returns:
+        A function that unsubscribes ``callback``. Before `init` the callback is not
+        registered and the returned function does nothing.
     """
     h = handle()
     if h is None:

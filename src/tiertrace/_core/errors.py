@@ -17,4 +17,16 @@ from __future__ import annotations
 
 
 class ConfigError(ValueError):
-    """Bad tiertrace configuration; the message names the setting and the fix."""
+    """Bad tiertrace configuration; the message names the setting and the fix.
+
+    Raised only by `tiertrace.init` and the instrumentors' ``instrument_client``, never from
+    inside your Redis, PostgreSQL or Chroma calls. It is a `ValueError`.
+
+    Example:
+        ```python
+        try:
+            tiertrace.init(exporter="zipkin")
+        except tiertrace.ConfigError as error:
+            print(error)  # init(): exporter='zipkin' is invalid; use one of 'otlp', ...
+        ```
+    """

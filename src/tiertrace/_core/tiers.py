@@ -51,7 +51,39 @@ SYSTEMS = ("redis", "postgresql", "chroma")
 
 @dataclass(frozen=True)
 class Tier:
-    """One tier of the memory stack (see the module documentation)."""
+    """One tier of the memory stack: a store, its level, its price, and which traffic is its.
+
+    Args:
+        name: the tier's name, as it appears in ``tiertrace.tier``, ``served_by`` and
+            `tiertrace.stats` (``"redis"``, ``"session-cache"``).
+        level: 1 is asked first (the cache), then 2, 3 …; a lookup served by level 1 is a
+            cache hit. Tiers on different systems need different levels.
+        system: ``"redis"``, ``"postgresql"`` or ``"chroma"``.
+        cost_per_access: USD charged for one access (your price; the defaults are
+            placeholders).
+        match: which traffic of the system belongs to this tier: Redis key prefixes or glob
+            patterns, PostgreSQL table names, Chroma collection names (globs allowed). None
+            takes whatever no other tier of the system matched; traffic that matches no tier
+            is left alone (no span, no metric).
+        hit_distance: Chroma only: a ``query`` whose best distance is above this is a miss
+            (the semantic-cache case).
+        cost_per_operation: prices by operation (``db.operation.name``), e.g.
+            ``{"query": 0.02, "upsert": 0.005}``; other operations cost ``cost_per_access``.
+
+    Example:
+        ```python
+        tiertrace.init(tiers=[
+            Tier("session-cache", 1, "redis", 0.00005, match=["session:*"]),
+            Tier("redis", 1, "redis", 0.0001),
+            Tier("postgresql", 2, "postgresql", 0.001, match=["memories", "facts"]),
+            Tier("semantic", 3, "chroma", 0.01, hit_distance=0.35),
+        ])
+        ```
+
+    Raises:
+        ConfigError: here, when a ``match`` pattern is empty or not a string; from
+            `tiertrace.init`, when a tier is invalid (name, level, system, a negative price …).
+    """
 
     name: str
     level: int
@@ -75,13 +107,28 @@ class Tier:
         object.__setattr__(self, "_matchers", tuple(_compile(p, self.system) for p in patterns))
 
     def cost(self, operation: str) -> float:
-        """Cost in USD of one access with this operation."""
+        """Cost in USD of one access with this operation.
+
+        Args:
+            operation: the ``db.operation.name`` of the access (``"GET"``, ``"SELECT"``,
+                ``"query"``).
+
+        Returns:
+            ``cost_per_operation[operation]`` if given, else ``cost_per_access``.
+        """
         if self.cost_per_operation:
             return float(self.cost_per_operation.get(operation, self.cost_per_access))
         return float(self.cost_per_access)
 
     def matches(self, subject: str) -> bool:
-        """Whether ``subject`` (a Redis key, a table, a collection) belongs to this tier."""
+        """Whether ``subject`` (a Redis key, a table, a collection) belongs to this tier.
+
+        Args:
+            subject: a Redis key, a PostgreSQL table name or a Chroma collection name.
+
+        Returns:
+            True when the tier has no ``match`` or one of its patterns matches.
+        """
         if not self._matchers:
             return True
         return any(m.match(subject) for m in self._matchers)

@@ -29,7 +29,30 @@ from tiertrace._lookups.grouping import lookup
 def track_agent(
     obj: Any, methods: Sequence[str] = ("recall", "remember", "search"), agent_id: str | None = None
 ) -> Callable[[], None]:
-    """Wrap ``obj``'s ``methods`` in explicit lookups; returns a function that undoes it."""
+    """Make each call of ``obj``'s memory methods an explicit lookup carrying the agent's id.
+
+    Each call of a tracked method runs inside ``tiertrace.lookup(query_type=<method name>,
+    agent_id=agent_id)``; sync and ``async def`` methods alike. Only ``obj`` changes
+    (instance attributes), never its class.
+
+    Args:
+        obj: the agent (any object).
+        methods: names of its methods to track.
+        agent_id: put on each lookup span as ``gen_ai.agent.id``.
+
+    Returns:
+        A function that restores the original methods.
+
+    Raises:
+        ConfigError: ``obj`` has no callable of one of the names.
+
+    Example:
+        ```python
+        undo = tiertrace.track_agent(agent, methods=("recall", "remember"), agent_id="planner")
+        agent.recall("what did alice order?")   # one lookup, gen_ai.agent.id="planner"
+        undo()
+        ```
+    """
     wrapped: list[str] = []
     for name in methods:
         method = getattr(obj, name, None)

@@ -210,7 +210,33 @@ CLOSE: list[Callable[[Lookup], None]] = []  # set by init(): closes and emits a 
 
 
 class lookup:
-    """Group the accesses made inside into one lookup (context manager or decorator)."""
+    """Group the accesses made inside into one explicit lookup (context manager or decorator).
+
+    Every access in the block (or the decorated call) belongs to the lookup, whatever tier it
+    goes to; contextvars keep threads and asyncio tasks apart, and a nested ``lookup`` joins
+    the outer one. The lookup span (``lookup {query_type}`` or ``tiertrace.lookup``) is the
+    parent of the access spans. Works with ``with``, ``async with`` and on ``def`` and
+    ``async def`` functions.
+
+    Args:
+        query_type: the kind of query, as ``tiertrace.query_type`` on the span and the
+            ``tiertrace.lookup.duration`` label. Keep it to a handful of values (the first 50
+            are kept, then ``_other``); never an id or a text.
+        user_id: put on the lookup span as ``user.id`` (never a metric label).
+        agent_id: put on the lookup span as ``gen_ai.agent.id`` (never a metric label).
+
+    Example:
+        ```python
+        with tiertrace.lookup(query_type="profile", user_id="u-42"):
+            value = r.get("user:42:profile")
+            if value is None:
+                value = db.execute("SELECT body FROM profiles WHERE id = %s", (42,)).fetchone()
+                r.set("user:42:profile", value[0], ex=300)
+
+        @tiertrace.lookup(query_type="recall")
+        async def recall(question: str) -> list[str]: ...
+        ```
+    """
 
     def __init__(
         self, query_type: str | None = None, user_id: str | None = None, agent_id: str | None = None

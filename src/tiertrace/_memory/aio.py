@@ -19,7 +19,50 @@ __all__ = ["AsyncTieredMemory"]
 
 
 class AsyncTieredMemory:
-    """Read-through memory over asyncio clients (see `tiertrace._memory.planner`)."""
+    """Read-through memory over the three tiers, with asyncio clients; `TieredMemory`'s twin.
+
+    Each call of `get` or `track_memory_access` is one explicit lookup: a Redis ``GET`` of a
+    key derived from the query (``key_prefix`` + a hash of the text with case and spacing
+    folded, so the query text never becomes a key), then ``sql`` with the query as its one
+    parameter, then a Chroma ``query``. The first hit wins and is returned as that store
+    returned it (bytes from Redis, the row from PostgreSQL, the ``QueryResult`` from Chroma;
+    a Chroma result is a hit by the Chroma tier's rule, ``hit_distance`` included). A hit in
+    a lower tier is promoted to the tiers above it. Query texts are never put on spans,
+    events or labels. Leave out a store to use fewer tiers.
+
+    Args:
+        redis: the level-1 client (``redis.asyncio.Redis``).
+        postgres: the level-2 connection (``psycopg.AsyncConnection``) or pool
+            (``psycopg_pool.AsyncConnectionPool``).
+        sql: a ``SELECT`` with one parameter, the query text; its first row is the answer.
+            Required with ``postgres``.
+        put_sql: an ``INSERT`` with two parameters, the query and the answer, used to promote
+            Chroma hits and by `put`; None: PostgreSQL is read only.
+        chroma: the level-3 collection (a chromadb ``AsyncCollection``).
+        embedding_function: embeds the query for Chroma; None: the collection's own, through
+            ``query_texts``.
+        n_results: ``n_results`` of the Chroma query.
+        ttl_s: expiry of promoted entries per tier; ``{"redis": 300}`` by default.
+        promote: write a lower tier's hit to the tiers above it.
+        key_prefix: prefix of the Redis keys.
+        serialize: how an answer is stored in the tiers above it (text or bytes); by default
+            strings and bytes as they are, a one-column row as its value, a Chroma result as
+            the JSON list of its documents, anything else as JSON.
+
+    Raises:
+        TypeError: ``postgres`` is given without ``sql``.
+
+    Example:
+        ```python
+        memory = AsyncTieredMemory(
+            redis=redis.asyncio.Redis(),
+            postgres=await psycopg.AsyncConnection.connect(dsn, autocommit=True),
+            sql="SELECT body FROM memories WHERE query = %s",
+            chroma=await (await chromadb.AsyncHttpClient()).get_collection("memories"),
+        )
+        result, metrics = await memory.track_memory_access("what did alice order?")
+        ```
+    """
 
     def __init__(
         self,
@@ -51,7 +94,11 @@ class AsyncTieredMemory:
         )
 
     def key(self, query: str) -> str:
-        """The Redis key of ``query`` (see `Planner.key`)."""
+        """The Redis key of ``query``: ``key_prefix`` + a hash of the text.
+
+        Only case and runs of white space are folded, so "What is X" and "what is  x" share
+        an entry while "balance of account 1001" and "… 2002" never do.
+        """
         return self.planner.key(query)
 
     async def get(
@@ -62,7 +109,18 @@ class AsyncTieredMemory:
         agent_id: str | None = None,
         query_type: str | None = None,
     ) -> Any:
-        """The first hit for ``query`` across the tiers, or None."""
+        """The first hit for ``query`` across the tiers, or None (one explicit lookup).
+
+        Args:
+            query: the query text; it is the SQL parameter and the Chroma query, and only its
+                hash becomes a key.
+            user_id: put on the lookup span as ``user.id`` (never a metric label).
+            agent_id: put on the lookup span as ``gen_ai.agent.id``.
+            query_type: the lookup's ``tiertrace.query_type`` (keep to a handful of values).
+
+        Returns:
+            What the serving store returned, or None when no tier had it.
+        """
         result, _ = await self.track_memory_access(
             query, user_id=user_id, agent_id=agent_id, query_type=query_type
         )
@@ -76,7 +134,17 @@ class AsyncTieredMemory:
         agent_id: str | None = None,
         query_type: str | None = None,
     ) -> tuple[Any, LookupMetrics]:
-        """Like `get`, and also what the lookup did (`LookupMetrics`)."""
+        """Like `get`, and also what the lookup did.
+
+        Args:
+            query: the query text.
+            user_id: put on the lookup span as ``user.id``.
+            agent_id: put on the lookup span as ``gen_ai.agent.id``.
+            query_type: the lookup's ``tiertrace.query_type``.
+
+        Returns:
+            ``(result, metrics)``: the answer as `get` returns it, and a `LookupMetrics`.
+        """
         plan = self.planner
         async with lookup(query_type=query_type, user_id=user_id, agent_id=agent_id) as lk:
             key = plan.label(lk, query, query_type)
@@ -84,7 +152,15 @@ class AsyncTieredMemory:
         return result, plan.metrics(lk)
 
     async def put(self, query: str, value: Any) -> None:
-        """Write ``value`` for ``query`` through to every tier."""
+        """Write ``value`` for ``query`` through to every tier.
+
+        Redis ``SET`` with the Redis TTL, PostgreSQL through ``put_sql`` (when given), Chroma
+        ``upsert`` of the serialized value with the query's embedding.
+
+        Args:
+            query: the query text the value answers.
+            value: the answer; stored with ``serialize``.
+        """
         await self._run(self.planner.write(query, value))
 
     async def _run(self, plan: Plan) -> Any:

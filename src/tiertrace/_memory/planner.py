@@ -76,7 +76,20 @@ Plan = Generator[Step, Any, Any]
 
 @dataclass(frozen=True)
 class LookupMetrics:
-    """What one `TieredMemory` lookup did."""
+    """What one `TieredMemory` or `AsyncTieredMemory` lookup did.
+
+    Attributes:
+        tier_accessed: the tier that served it, or ``"none"``.
+        total_latency_ms: the whole fall-through, milliseconds.
+        access_chain: the accesses in order, each ``{tier, level, operation, latency_ms,
+            hit, cost, error}``.
+        cache_hit: served by level 1.
+        cost_usd: the cost of its accesses, at the tiers' prices.
+        cache_effectiveness: the process's current share of lookups served by level 1
+            (the rolling window of `tiertrace.stats`); 0.0 when tiertrace is off.
+        optimization_suggestions: the advisor's current `Suggestion` objects for this
+            query's pattern.
+    """
 
     tier_accessed: str
     total_latency_ms: float

@@ -50,7 +50,12 @@ CLIENT_ALIASES = {"postgresql": "psycopg", "postgres": "psycopg", "chromadb": "c
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved configuration of one `tiertrace.init()`."""
+    """The resolved configuration of one `tiertrace.init()` (``handle().settings``).
+
+    One field per keyword argument of `tiertrace.init`, with the same meaning; the defaults
+    below are the ones a bare ``init()`` uses when no ``TIERTRACE_*`` variable is set. The
+    configuration page of the documentation lists every field with its variable.
+    """
 
     exporter: str = "otlp"
     prometheus_port: int = 9464

@@ -24,7 +24,15 @@ from tiertrace._runtime.stats import Stats
 
 
 class Handle:
-    """What ``init()`` returns: the live configuration and its parts."""
+    """What ``init()`` returns: the live configuration and its parts.
+
+    Most code never needs it: the module functions (`tiertrace.stats`, `tiertrace.flush`,
+    `tiertrace.shutdown` …) act on the live handle. ``handle.settings`` is useful to see what
+    ``init()`` resolved from arguments, ``TIERTRACE_*`` variables and defaults.
+
+    Attributes:
+        settings: the resolved `Settings` of this ``init()``.
+    """
 
     def __init__(self, settings: Settings, installed: list[Any], source: Source) -> None:
         self.settings = settings

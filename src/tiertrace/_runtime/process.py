@@ -68,7 +68,11 @@ _PROCESS = _Process()
 
 
 def handle() -> Handle | None:
-    """The live handle, or None before ``init()``."""
+    """The live `Handle`, or None before ``init()`` and after ``shutdown()``.
+
+    Returns:
+        The handle ``init()`` returned, while tiertrace is on.
+    """
     return _PROCESS.handle
 
 
@@ -197,9 +201,11 @@ def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
 def shutdown() -> None:
     """Close what is pending, uninstrument the clients, export once more and stop exporting.
 
-    The final collection happens while the aggregation is still live, so it carries every
-    figure, the cost and the advisor's gauges included. Bounded: exporters get twice the OTLP
-    export timeout to deliver what is queued.
+    Pending lookups and accesses are closed, and a final collection exports everything while the
+    aggregation is still live (the cost and the advisor's gauges included); only the providers
+    tiertrace created are shut down (yours are left running). Bounded: exporters get twice the
+    OTLP export timeout to deliver what is queued. A no-op before ``init()``; ``init()`` may be
+    called again afterwards, with other settings.
     """
     with _PROCESS.lock:
         h = _PROCESS.handle

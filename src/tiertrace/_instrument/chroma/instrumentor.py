@@ -257,8 +257,21 @@ def _holder(target: Any) -> Any:
 class ChromaInstrumentor(TierInstrumentor):
     """Instruments chromadb collections (sync and async) for tiertrace.
 
-    ``instrument()`` covers every collection; ``instrument_client(collection_or_client,
-    tier=...)`` binds one collection or every collection of one client to a tier.
+    `tiertrace.init` starts it for you (``instrument=`` chooses which clients); use it
+    directly only to bind one client to a tier, or under ``opentelemetry-instrument``, which
+    finds it through its ``opentelemetry_instrumentor`` entry point. It follows
+    OpenTelemetry's ``BaseInstrumentor``: ``instrument()``, ``uninstrument()``.
+
+    ``instrument_client(client, tier=None)`` binds a collection, or every collection of one
+    client to ``tier`` (a tier name or a `Tier`) (None: resolve by the tiers' ``match``),
+    whatever its keys, tables or collections; ``uninstrument_client(client)`` removes the
+    binding. An unknown tier name, or a tier of another system, raises `ConfigError`.
+
+    Example:
+        ```python
+        tiertrace.init(tiers=[Tier("sessions", 1, "chroma", 0.00005), ...])
+        ChromaInstrumentor().instrument_client(client, tier="sessions")
+        ```
     """
 
     client = "chroma"

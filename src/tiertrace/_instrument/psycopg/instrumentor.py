@@ -272,8 +272,22 @@ _TARGETS = (
 class PsycopgInstrumentor(TierInstrumentor):
     """Instruments psycopg 3 (sync, async, pools, server cursors) for tiertrace.
 
-    ``instrument()`` covers every connection; ``instrument_client(conn_or_pool, tier=...)``
-    binds one connection, or every connection a ``psycopg_pool`` pool hands out.
+    `tiertrace.init` starts it for you (``instrument=`` chooses which clients); use it
+    directly only to bind one client to a tier, or under ``opentelemetry-instrument``, which
+    finds it through its ``opentelemetry_instrumentor`` entry point. It follows
+    OpenTelemetry's ``BaseInstrumentor``: ``instrument()``, ``uninstrument()``.
+
+    ``instrument_client(client, tier=None)`` binds a connection, or every connection a
+    ``psycopg_pool`` pool hands out to ``tier`` (a tier name or a `Tier`) (None: resolve by the
+    tiers' ``match``), whatever its keys, tables or collections; ``uninstrument_client(client)``
+    removes the binding. An unknown tier name, or a tier of another system, raises
+    `ConfigError`.
+
+    Example:
+        ```python
+        tiertrace.init(tiers=[Tier("sessions", 1, "postgresql", 0.00005), ...])
+        PsycopgInstrumentor().instrument_client(client, tier="sessions")
+        ```
     """
 
     client = "psycopg"

@@ -166,8 +166,22 @@ _TARGETS = (
 class RedisInstrumentor(TierInstrumentor):
     """Instruments redis-py (sync, asyncio, cluster) for tiertrace.
 
-    ``instrument()`` covers every client; ``instrument_client(client, tier=...)`` binds one
-    client (and its pipelines, which share its connection pool) to a tier.
+    `tiertrace.init` starts it for you (``instrument=`` chooses which clients); use it
+    directly only to bind one client to a tier, or under ``opentelemetry-instrument``, which
+    finds it through its ``opentelemetry_instrumentor`` entry point. It follows
+    OpenTelemetry's ``BaseInstrumentor``: ``instrument()``, ``uninstrument()``.
+
+    ``instrument_client(client, tier=None)`` binds a ``redis.Redis`` (and its pipelines, which
+    share its connection pool) to ``tier`` (a tier name or a `Tier`) (None: resolve by the
+    tiers' ``match``), whatever its keys, tables or collections; ``uninstrument_client(client)``
+    removes the binding. An unknown tier name, or a tier of another system, raises
+    `ConfigError`.
+
+    Example:
+        ```python
+        tiertrace.init(tiers=[Tier("sessions", 1, "redis", 0.00005), ...])
+        RedisInstrumentor().instrument_client(client, tier="sessions")
+        ```
     """
 
     client = "redis"
