@@ -27,26 +27,24 @@ import shlex
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import promql_parser
-import psycopg
 import pytest
 import redis
 import yaml
 
 import tiertrace
-from conftest import PG_ADMIN, free_port
+from support import ASSETS, ROOT
+from support.services import free_port, postgres_server, private_database
 from tiertrace._contract import names as contract_names
 from tiertrace._runtime.config import Settings, resolve
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p.name for p in DOCS.glob("*.md"))
-RULES = ROOT / "src" / "tiertrace" / "assets" / "prometheus" / "rules" / "tiertrace.rules.yml"
+RULES = ASSETS / "prometheus" / "rules" / "tiertrace.rules.yml"
 
 FENCE = re.compile(
     r"(?:^[ ]*<!-- not-run: (?P<why>[^>]*?) -->\n)?"
@@ -91,12 +89,8 @@ def all_blocks() -> list[Block]:
 @pytest.fixture
 def page_db() -> Iterator[str]:
     """A fresh PostgreSQL database for one page, dropped after it."""
-    name = f"tiertrace_docs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_server() as admin, private_database(admin) as dsn:
+        yield dsn
 
 
 def _page_env(redis_url: str, dsn: str) -> dict[str, str]:
