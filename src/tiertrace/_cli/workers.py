@@ -121,7 +121,7 @@ def run_workers(opts: Options) -> int:
             for url in st.started:
                 print(f"tiertrace demo: started a private server at {url}", file=out)
             shared = replace(opts, redis_url=st.redis_url, postgres_dsn=st.postgres_dsn)
-            with tempfile.TemporaryDirectory(prefix="tiertrace-demo-workers-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="tiertrace-workers-") as tmp:
                 return _run(shared, Path(tmp), out)
     except Unavailable as why:
         print(f"tiertrace demo: {why}", file=sys.stderr)
