@@ -225,17 +225,18 @@ def test_dashboard_queries_come_from_the_builders(monkeypatch: pytest.MonkeyPatc
     exprs = [t["expr"] for b in boards.values() for p in b["panels"] for t in p["targets"]]
     assert len(exprs) > 25
     others = [e for e in exprs if e not in built]
-    # the only hand-written queries: advisor gauges and the self-error increase
-    assert len(others) == 4, others
+    # the only hand-written queries: advisor gauges (the table and the top 10) and the
+    # self-error increase
+    assert len(others) == 5, others
     for expr in others:
         assert "rate(" not in expr and "histogram_quantile" not in expr, expr
         assert any(i.prometheus in expr for i in (*names.ADVISOR_GAUGES, names.SELF_ERRORS)), expr
-    sel = ('job=~"$job"', 'tiertrace_tier=~"$tier"')
+    sel = ('job=~"$job"', 'instance=~"$instance"', 'tiertrace_tier=~"$tier"')
     ri = "$__rate_interval"
     for needed in (
-        served_ratio(sel[:1], ri),
+        served_ratio(sel[:2], ri),
         hit_ratio(BY_TIER, sel, ri),
-        mean(LKP, (), sel[:1], ri),
+        mean(LKP, (), sel[:2], ri),
         cost(BY_TIER, sel, ri),
         cost(BY_TIER, sel, ri, MONTH_DAYS),
     ):

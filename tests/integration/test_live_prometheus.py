@@ -179,7 +179,9 @@ def test_dashboard_variables_resolve_to_the_live_job_tiers_and_operations(
     for name, build in _dashboards.DASHBOARDS.items():
         variables = {v["name"]: v for v in build()["templating"]["list"]}
         assert label_values(live, variables["job"]["definition"], {}) == [live.job], name
-        chosen = {"job": live.job, "tier": ".*"}
+        instances = label_values(live, variables["instance"]["definition"], {"job": live.job})
+        assert instances == [live.metrics_url.split("/")[2]], name  # the scraped host:port
+        chosen = {"job": live.job, "instance": ".*", "tier": ".*"}
         assert sorted(label_values(live, variables["tier"]["definition"], chosen)) == sorted(TIERS)
         if "operation" in variables:
             operations = set(label_values(live, variables["operation"]["definition"], chosen))
@@ -194,7 +196,8 @@ def test_every_dashboard_query_returns_sensible_data_for_every_tier(
     candidates = live.values("tiertrace_advisor_candidate_accesses", "tiertrace_tier")
     ran = 0
     for tier in (".*", *TIERS):
-        values = {"job": live.job, "tier": tier, "operation": ".*"}
+        instance = live.metrics_url.split("/")[2]  # $instance as Grafana substitutes it
+        values = {"job": live.job, "instance": instance, "tier": tier, "operation": ".*"}
         for board, panel, target in dashboard_queries():
             where = f"{board}: {panel['title']} {target['refId']} (tier {tier})"
             expr = concrete(target["expr"], values)

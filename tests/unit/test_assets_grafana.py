@@ -157,7 +157,8 @@ def test_dashboards_pass_lint() -> None:
                 assert target["datasource"]["uid"] == "${datasource}", where
                 ranges = re.findall(r"\[([^\]]*)\]", target["expr"])
                 calls = re.findall(r"\b(?:rate|increase|irate|delta)\(", target["expr"])
-                assert set(ranges) <= {"$__rate_interval"} and len(ranges) >= len(calls), where
+                allowed = {"$__rate_interval", "$__range"}
+                assert set(ranges) <= allowed and len(ranges) >= len(calls), where
 
 
 def test_memory_tiers_dashboard_has_the_promised_panels() -> None:

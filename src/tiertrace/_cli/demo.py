@@ -6,6 +6,7 @@
     tiertrace demo --duration 0 --prometheus-port 9464   # until Ctrl-C, scrape :9464/metrics
     tiertrace demo --otlp http://127.0.0.1:4318          # send traces/metrics/logs to a collector
     tiertrace demo --lookups 500 --no-live --json        # machine-readable summary on stdout
+    tiertrace demo --workers 4 --prometheus-port 9464    # 4 processes on :9464-:9467, combined
 
 What it does: it generates a memory corpus of ``--facts`` facts (default 2,000, at most 5,000:
 "What do I remember about the amber falcon in travel?") and seeds the stores the way an
@@ -49,6 +50,9 @@ gives one progress line per second instead), then the final report of `tiertrace
 Telemetry goes nowhere by default; ``--prometheus-port`` serves ``/metrics`` on 127.0.0.1 and
 ``--otlp URL`` exports over OTLP (it sets ``OTEL_EXPORTER_OTLP_ENDPOINT``). ``--seed`` makes
 the corpus and the question stream repeatable.
+
+``--workers N`` runs the demo as N processes, each with its own /metrics port, and shows their
+combined figures: see `tiertrace._cli.workers`.
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ class Options:
     chroma_url: str | None = None
     start_services: bool = False
     seed: int = 7
+    workers: int = 1  # worker processes (see `tiertrace._cli.workers`)
+    namespace: str = ""  # a worker's own keys, table and collection
+    worker_stats: str | None = None  # a worker writes its stats() here every second
 
 
 class Progress:
@@ -165,10 +172,19 @@ def _init_telemetry(opts: Options) -> None:
 
 def run(opts: Options) -> int:
     """Run the demo (see the module documentation); returns the exit status."""
+    if opts.workers > 1:
+        from tiertrace._cli.workers import run_workers
+
+        return run_workers(opts)
     out: TextIO = sys.stderr if opts.json else sys.stdout
     try:
         stores = Stores(
-            opts.redis_url, opts.postgres_dsn, opts.chroma_url, opts.start_services, opts.otlp
+            opts.redis_url,
+            opts.postgres_dsn,
+            opts.chroma_url,
+            opts.start_services,
+            opts.otlp,
+            opts.namespace,
         )
         with stores as st:
             return _run(opts, st, out)
@@ -179,7 +195,6 @@ def run(opts: Options) -> int:
 
 def _run(opts: Options, stores: Stores, out: TextIO) -> int:
     import tiertrace
-    from tiertrace._cli import report as _report
     from tiertrace._cli import view as _demo_view
 
     rng = random.Random(opts.seed)
@@ -216,15 +231,30 @@ def _run(opts: Options, stores: Stores, out: TextIO) -> int:
         "seed": opts.seed,
         "errors": progress.errors,
     }
+    finish(opts, snap, out, view.history, view.pinned)
+    if progress.first_error is not None:
+        print(
+            f"tiertrace demo: {progress.errors} lookups failed, first: {progress.first_error}",
+            file=sys.stderr,
+        )
+        return 2 if progress.done == 0 or progress.stop.is_set() else 0
+    return 0
+
+
+def finish(opts: Options, snap: dict[str, Any], out: TextIO, history: list[float],
+           pinned: int) -> None:  # fmt: skip
+    """The end of a run: the snapshot file, the summary lines, the report, the JSON."""
+    from tiertrace._cli import report as _report
+
     if opts.snapshot:
         Path(opts.snapshot).write_text(json.dumps(snap, indent=2) + "\n", encoding="utf-8")
-    w = snap["window"]
-    first = f"{view.history[0] * 100:.1f} % after 1 s, " if len(view.history) > 1 else ""
+    w, done, elapsed = snap["window"], snap["demo"]["lookups"], snap["demo"]["elapsed_s"] or 1e-9
+    first = f"{history[0] * 100:.1f} % after 1 s, " if len(history) > 1 else ""
     print(
-        f"\n{progress.done:,} lookups in {elapsed:.1f} s ({progress.done / elapsed:,.0f}/s)\n"
+        f"\n{done:,} lookups in {elapsed:.1f} s ({done / elapsed:,.0f}/s)\n"
         f"cache effectiveness {first}{w['cache_effectiveness'] * 100:.1f} % over the last "
         f"{w['lookups']:,} lookups"
-        + (f"; {view.pinned} keys pre-cached on the advisor's suggestion" if view.pinned else "")
+        + (f"; {pinned} keys pre-cached on the advisor's suggestion" if pinned else "")
         + "\n",
         file=out,
     )
@@ -233,13 +263,6 @@ def _run(opts: Options, stores: Stores, out: TextIO) -> int:
     if opts.json:
         sys.stdout.write(json.dumps(snap, indent=2) + "\n")
         sys.stdout.flush()
-    if progress.first_error is not None:
-        print(
-            f"tiertrace demo: {progress.errors} lookups failed, first: {progress.first_error}",
-            file=sys.stderr,
-        )
-        return 2 if progress.done == 0 or progress.stop.is_set() else 0
-    return 0
 
 
 def _drive(
@@ -275,10 +298,23 @@ def _drive(
                     tick += 1.0
                     if opts.precache:
                         view.pinned = stores.precache(tiertrace.suggestions())
-                    view.update(tiertrace.stats(), p.done, time.monotonic() - started)
-            view.update(tiertrace.stats(), p.done, time.monotonic() - started)
+                    _update(view, opts, p.done, time.monotonic() - started)
+            _update(view, opts, p.done, time.monotonic() - started)
     except KeyboardInterrupt:
         p.stop.set()
         for t in threads:
             t.join(timeout=10)
     return max(time.monotonic() - started, 1e-9)
+
+
+def _update(view: Any, opts: Options, done: int, elapsed: float) -> None:
+    """Refresh the view; a worker process also writes its snapshot for the parent to add up."""
+    import tiertrace
+
+    snap = tiertrace.stats()
+    view.update(snap, done, elapsed)
+    if opts.worker_stats and snap:
+        path = Path(opts.worker_stats)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({**snap, "demo": {"lookups": done}}), encoding="utf-8")
+        os.replace(tmp, path)

@@ -3,6 +3,7 @@
 ::
 
     tiertrace demo                     # agent-memory workload on Redis, PostgreSQL and Chroma
+    tiertrace demo --workers 4         # the same as 4 processes, each with its own /metrics
     tiertrace report --snapshot FILE   # report from a tiertrace.stats() snapshot
     tiertrace report --prometheus URL  # report evaluated in PromQL by Prometheus
     tiertrace assets --out DIR         # copy the collector / Prometheus / Grafana stack
@@ -108,6 +109,16 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--chroma-url", metavar="URL", help="a Chroma server (default: embedded)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="run N worker processes, each serving /metrics on its own port (from "
+        "--prometheus-port up, else free ports); shows their combined figures (default 1)",
+    )
+    # set by `--workers` for each worker process: its namespace and where its stats go
+    p.add_argument("--worker-name", default="", help=argparse.SUPPRESS)
+    p.add_argument("--worker-stats", help=argparse.SUPPRESS)
     available = [name for name, ok in can_start().items() if ok]
     p.add_argument(
         "--start-services",
@@ -191,6 +202,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         chroma_url=args.chroma_url,
         start_services=args.start_services,
         seed=args.seed,
+        workers=args.workers,
+        namespace=args.worker_name,
+        worker_stats=args.worker_stats,
     )
     return run(opts)
 

@@ -47,8 +47,8 @@ NOUNS = tuple(
 MAX_FACTS = len(TOPICS) * len(ADJECTIVES) * len(NOUNS)  # 5,000 distinct questions
 
 
-SELECT = f"SELECT body FROM {TABLE} WHERE query = %s"
-INSERT = f"INSERT INTO {TABLE} (query, body) VALUES (%s, %s) ON CONFLICT (query) DO NOTHING"
+SELECT = "SELECT body FROM {table} WHERE query = %s"
+INSERT = "INSERT INTO {table} (query, body) VALUES (%s, %s) ON CONFLICT (query) DO NOTHING"
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,13 @@ class Stores:
         chroma_url: str | None,
         start_services: bool,
         otlp_url: str | None = None,
+        namespace: str = "",
     ) -> None:
         self.redis_url, self.postgres_dsn, self.chroma_url = redis_url, postgres_dsn, chroma_url
+        # one worker process of `demo --workers N` each: its own keys, table and collection
+        self.key_prefix = f"{KEY_PREFIX}{namespace}:" if namespace else KEY_PREFIX
+        self.table = f"{TABLE}_{namespace}" if namespace else TABLE
+        self.collection_name = f"{COLLECTION}_{namespace}" if namespace else COLLECTION
         self.otlp_url = otlp_url
         self.private = PrivateServices() if start_services else None
         self.redis: Any = None
@@ -167,24 +172,27 @@ class Stores:
                 open=True,
             )
             with self.pool.connection() as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-                conn.execute(f"CREATE TABLE {TABLE} (query text PRIMARY KEY, body text NOT NULL)")
+                conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+                conn.execute(
+                    f"CREATE TABLE {self.table} (query text PRIMARY KEY, body text NOT NULL)"
+                )
                 self.table_created = True
                 with conn.cursor() as cur:
                     cur.executemany(
-                        INSERT, [(f.question, f.answer) for f in facts if f.in_postgres]
+                        INSERT.format(table=self.table),
+                        [(f.question, f.answer) for f in facts if f.in_postgres],
                     )
             self.collection = self._open_chroma(embed)
             memory = TieredMemory(
                 redis=self.redis,
                 postgres=self.pool,
-                sql=SELECT,
-                put_sql=INSERT,
+                sql=SELECT.format(table=self.table),
+                put_sql=INSERT.format(table=self.table),
                 chroma=self.collection,
                 embedding_function=embed,
                 n_results=3,
                 ttl_s={"redis": ttl_s},
-                key_prefix=KEY_PREFIX,
+                key_prefix=self.key_prefix,
             )
             for start in range(0, len(facts), 500):
                 batch = facts[start : start + 500]
@@ -204,7 +212,7 @@ class Stores:
         """
         for s in suggestions:
             key = str(getattr(s, "key", None) or "")
-            wanted = getattr(s, "kind", None) == "pre-cache" and key.startswith(KEY_PREFIX)
+            wanted = getattr(s, "kind", None) == "pre-cache" and key.startswith(self.key_prefix)
             if wanted and (key in self.pinned or len(self.pinned) < 500):
                 self.pinned[key] = max(1, round(getattr(s, "ttl_s", None) or 1))
         if self.pinned and self.redis is not None:
@@ -228,12 +236,12 @@ class Stores:
             self.chroma_dir = tempfile.mkdtemp(prefix="tiertrace-demo-chroma-")
             self.chroma = chromadb.PersistentClient(path=self.chroma_dir, settings=settings)
         with contextlib.suppress(Exception):
-            self.chroma.delete_collection(COLLECTION)
-        return self.chroma.create_collection(COLLECTION, embedding_function=embed)
+            self.chroma.delete_collection(self.collection_name)
+        return self.chroma.create_collection(self.collection_name, embedding_function=embed)
 
     def _delete_keys(self) -> None:
         batch: list[Any] = []
-        for key in self.redis.scan_iter(match=f"{KEY_PREFIX}*", count=1000):
+        for key in self.redis.scan_iter(match=f"{self.key_prefix}*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 self.redis.delete(*batch)
@@ -252,12 +260,12 @@ class Stores:
             if self.pool is not None:
                 if self.table_created:
                     with contextlib.suppress(Exception), self.pool.connection() as conn:
-                        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+                        conn.execute(f"DROP TABLE IF EXISTS {self.table}")
                 self.pool.close()
                 self.pool = None
             if self.chroma is not None and self.chroma_url:
                 with contextlib.suppress(Exception):
-                    self.chroma.delete_collection(COLLECTION)
+                    self.chroma.delete_collection(self.collection_name)
             self.chroma = self.collection = None
         if self.chroma_dir is not None:
             shutil.rmtree(self.chroma_dir, ignore_errors=True)
