@@ -377,7 +377,13 @@ def _console_counts(text: str) -> dict[str, Any]:
         j = text.find("{", i)
         if j < 0:
             break
-        last, i = decoder.raw_decode(text, j)
+        try:
+            found, i = decoder.raw_decode(text, j)
+        except json.JSONDecodeError:
+            i = j + 1
+            continue
+        if isinstance(found, dict) and "resource_metrics" in found:
+            last = found  # spans and log records are printed too
     for rm in last["resource_metrics"] if last else []:
         for sm in rm["scope_metrics"]:
             for m in sm["metrics"]:

@@ -1,4 +1,6 @@
-"""One worker process of tests/test_many_processes.py: ``python many_workers.py CONFIG.json``.
+"""One worker process of tests/integration/test_many_processes.py.
+
+Run as ``python workers.py CONFIG.json``.
 
 A three-tier workload on real stores, exporting with ``tiertrace.init(exporter="prometheus",
 prometheus_port=<its own port>)``: `tiertrace.TieredMemory` read-throughs over the test's

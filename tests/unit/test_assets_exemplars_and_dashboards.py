@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from typing import Any
 
-from assets_helpers import ASSETS, load
+from support.assets import ASSETS, load
 
 BOARDS = ("memory-tiers.json", "tier-operations.json")
 

@@ -1,7 +1,7 @@
 """Four processes, one Prometheus: the shipped rules add the instances up to what each process
 says of itself.
 
-Four worker processes (``tests/many_workers.py``) each run a three-tier workload on the real
+Four worker processes (``tests/support/workers.py``) each run a three-tier workload on the real
 Redis, PostgreSQL and an embedded Chroma of their own, exporting with
 ``tiertrace.init(exporter="prometheus", prometheus_port=<own port>)``. One Debian Prometheus,
 with the shipped ``prometheus.yml`` (scrape and evaluation every 1 s, one job listing the four
@@ -36,10 +36,10 @@ import psycopg
 import pytest
 import yaml
 
-import many_workers
-from conftest import free_port
+from support import ASSETS
+from support import workers as many_workers
+from support.services import free_port
 
-ASSETS = Path(__file__).resolve().parents[1] / "src" / "tiertrace" / "assets"  # the shipped stack
 PROMETHEUS_YML = ASSETS / "prometheus" / "prometheus.yml"
 WORKERS = 4
 LOOKUPS = 400  # per worker, in the measured phase
