@@ -33,8 +33,11 @@ WIDGETS = ("served-by-pie", "latency-bars", "cache-gauge", "tier-cards", "sugges
 WIDGET_IDS = (*WIDGETS, "cost-projection")
 
 
-def tiertrace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def tiertrace(
+    *args: str, timeout: float = 120, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OTEL_SDK_DISABLED": "false"}
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "tiertrace._cli.main", *args],
         capture_output=True,
@@ -74,6 +77,7 @@ def demo(pg_dsn: str, workdir: Path) -> dict[str, Any]:
         REDIS_URL,
         "--postgres-dsn",
         pg_dsn,
+        extra_env={"TIERTRACE_MIN_PROJECTION_WINDOW_S": "0"},  # a few seconds: project anyway
     )
     assert done.returncode == 0, done.stderr
     return {"summary": json.loads(done.stdout), "stderr": done.stderr, "snapshot": snapshot}
