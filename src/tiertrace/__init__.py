@@ -177,7 +177,13 @@ def stats() -> dict[str, Any]:
     Two views of the same shape: ``window`` (the last ``stats_window`` lookups and as many
     accesses per tier) and ``total`` (since `init`); per tier ``accesses``, ``reads``,
     ``hits``, ``hit_rate``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``cost_usd``,
-    ``cost_per_day_usd``, ``served``; ``targets`` and ``suggestions``.
+    ``cost_per_day_usd``, ``served``; ``targets``, ``suggestions`` and ``prices`` (the prices
+    the costs use and whether they are the placeholder ``"defaults"`` or yours).
+
+    ``cost_per_day_usd`` is the tier's cost over the time that tier was observed, projected to
+    a day; it is None, with ``projection == "collecting"`` and ``projection_needs_s``, until
+    the tier has been observed for ``min_projection_window_s`` (60 s). The view's total is None
+    while any tier with traffic is still collecting.
     """
     h = handle()
     if h is None:
