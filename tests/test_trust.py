@@ -371,3 +371,21 @@ def test_stats_keep_no_per_access_objects_through_the_real_recorder(redis_url: s
     assert objects_1 < 200 and objects_2 < 200, (objects_1, objects_2)
     assert bytes_1 < 40_000 and bytes_2 < 40_000, (bytes_1, bytes_2)
     assert abs(objects_2 - objects_1) < 50 and abs(bytes_2 - bytes_1) < 10_000
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (0.0068, "7 ms"),
+        (0.0001, "1 ms"),
+        (2.04, "2.0 s"),
+        (98, "98 s"),
+        (900, "15 min"),
+        (3600, "1 h"),
+        (5400, "1.5 h"),
+    ],
+)
+def test_observed_spans_read_as_people_say_them(seconds: float, said: str) -> None:
+    from tiertrace._advisor.findings import fmt_span
+
+    assert fmt_span(seconds) == said

@@ -280,9 +280,11 @@ def top_patterns(w: Window, field_: int, what: str) -> list[Suggestion]:
 
 
 def fmt_span(seconds: float) -> str:
-    """An observed duration as people say it: ``2.04`` → ``"2.0 s"``, ``98`` → ``"98 s"``,
-    ``900`` → ``"15 min"``, ``3600`` → ``"1 h"``. Messages say the time actually observed
-    (at most the window), never the configured window of a run that was shorter."""
+    """An observed duration as people say it: ``0.0068`` → ``"7 ms"``, ``2.04`` → ``"2.0 s"``,
+    ``98`` → ``"98 s"``, ``900`` → ``"15 min"``, ``3600`` → ``"1 h"``. Messages say the time
+    actually observed (at most the window), never the configured window of a shorter run."""
+    if seconds < 0.9995:
+        return f"{max(seconds * 1000, 1):.0f} ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 120:
