@@ -18,7 +18,7 @@ costs, lookups, events, ``stats()``, the advisor, configuration and privacy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tiertrace import _runtime
@@ -100,11 +100,13 @@ def init(
     advisor_capacity: int | None = None,
     advisor_min_accesses: int | None = None,
     stats_window: int | None = None,
+    min_projection_window_s: float | None = None,
     target_cache_effectiveness: float | None = None,
     target_lookup_latency_ms: float | None = None,
     target_l1_hit_rate: float | None = None,
     semconv_metrics: bool | None = None,
     instrument: Sequence[str] | None = None,
+    prices: Mapping[str, float] | None = None,
     tiers: Sequence[Tier] | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
@@ -133,13 +135,25 @@ def init(
         advisor_capacity: keys the advisor tracks at most (10,000).
         advisor_min_accesses: reads before a key can be suggested (10).
         stats_window: lookups in the rolling window of `stats` (1,000).
+        min_projection_window_s: seconds a tier must be observed before `stats` and
+            ``tiertrace report`` project its cost per day (60). Until then its
+            ``cost_per_day_usd`` is None and ``projection`` says ``"collecting"``.
         target_cache_effectiveness: share of lookups served by level 1 to aim for (0.70).
         target_lookup_latency_ms: mean lookup latency to stay under (50 ms).
         target_l1_hit_rate: level-1 hit rate to aim for (0.40).
         semconv_metrics: also record the semantic-convention ``db.client.operation.duration``.
         instrument: client libraries to instrument, by library or tier name (``"redis"``,
             ``"psycopg"`` or ``"postgresql"``, ``"chroma"``); every installed one by default.
-        tiers: the tiers and their prices (`DEFAULT_TIERS` by default).
+        prices: your prices in USD, overriding those of ``tiers``: per access by tier name,
+            per operation as ``"tier:OPERATION"`` (``{"redis": 0.0002, "postgresql": 0.002,
+            "chroma": 0.02, "redis:GET": 0.0001}``). From the environment:
+            ``TIERTRACE_PRICES="redis=0.0002,postgresql=0.002,chroma=0.02,redis:GET=0.0001"``.
+            An entry naming no tier, or not a number >= 0, raises `ConfigError` naming it.
+        tiers: the tiers and their prices (`DEFAULT_TIERS` by default, whose prices are
+            placeholders: set yours here, e.g. ``Tier("redis", 1, "redis",
+            cost_per_access=0.0002, cost_per_operation={"GET": 0.0001})``, or with
+            ``prices``). Every `stats` snapshot names the prices it used and where they came
+            from (``snap["prices"]``).
         tracer_provider: use this provider instead of the global one (nothing is added to it).
         meter_provider: use this provider instead of the global one.
         logger_provider: use this provider instead of the global one.
@@ -202,8 +216,15 @@ def stats() -> dict[str, Any]:
         ``cost_per_day_usd``, ``cost_per_month_usd``, ``elapsed_s`` and ``tiers``; per tier
         ``accesses``, ``reads``, ``hits``, ``hit_rate``, ``errors``, ``mean_ms``, ``p50_ms``,
         ``p95_ms``, ``cost_usd``, ``cost_per_day_usd``, ``served``, ``level``. Then
-        ``targets`` (``name``, ``op``, ``target``, ``value``, ``met``) and ``suggestions``
-        (the fields of `Suggestion`). The ``total`` counts equal the exported metrics.
+        ``targets`` (``name``, ``op``, ``target``, ``value``, ``met``), ``suggestions``
+        (the fields of `Suggestion`) and ``prices`` (the prices the costs use, and whether
+        they are the placeholder ``"defaults"`` or yours). The ``total`` counts equal the
+        exported metrics.
+
+        ``cost_per_day_usd`` is the tier's cost over the time that tier was observed, projected
+        to a day; it is None, with ``projection == "collecting"`` and ``projection_needs_s``,
+        until the tier has been observed for ``min_projection_window_s`` (60 s). The view's
+        total is None while any tier with traffic is still collecting.
 
     Example:
         ```python

@@ -78,6 +78,7 @@ def demo(pg_dsn: str, workdir: Path, cli_redis_url: str) -> dict[str, Any]:
         cli_redis_url,
         "--postgres-dsn",
         pg_dsn,
+        TIERTRACE_MIN_PROJECTION_WINDOW_S="0",  # a few seconds: project anyway
     )
     assert done.returncode == 0, done.stderr
     return {"summary": json.loads(done.stdout), "stderr": done.stderr, "snapshot": snapshot}

@@ -67,7 +67,7 @@ def test_hot_key_read_50_times_from_postgresql_is_suggested() -> None:
     assert s.latency_savings_s_per_day > 0
     assert s.cost_savings_usd_per_day > 0
     assert s.ttl_s == 6.0  # three times the 2 s between reads
-    assert s.message.startswith(f"Pre-cache {PROFILE} in redis (TTL 6 s): read 50 times in 1 h")
+    assert s.message.startswith(f"Pre-cache {PROFILE} in redis (TTL 6 s): read 50 times in 100 s")
     assert "from postgresql" in s.message
     assert pre_cache(adv) == [s]
     assert len({s, s}) == 1  # findings are hashable (evidence is left out of the hash)

@@ -12,7 +12,10 @@ default):
   per day, from observed numbers only: the mean lookup latency and cost when served deeper,
   minus the observed L1 hit latency and L1 access cost, times the repeat-read rate.
 * **Which query patterns cost most?** The top five patterns by total lookup latency and
-  by total cost.
+  by total cost, among those not already served mostly by L1 (those are cached already).
+
+Messages give the time actually observed ("read 50 times in 98 s"), at most the window:
+the window's length is a limit, not what a short run saw.
 * **Where is money wasted?** A tier whose share of cost is more than 25 points above its
   share of lookups served; L1 writes (fills) never read back at L1; an L1 hit rate under
   target, with the patterns that miss most.
@@ -39,7 +42,7 @@ Example (an injected clock stands in for time passing)::
     ...     adv.observe_lookup("user:{id}:profile", key, "postgresql", 2, 0.0043, 0.0011)
     >>> best = adv.candidates()[0]
     >>> print(best.message)  # doctest: +NORMALIZE_WHITESPACE
-    Pre-cache user:{id}:profile in redis (TTL 6 s): read 50 times in 1 h from postgresql,
+    Pre-cache user:{id}:profile in redis (TTL 6 s): read 50 times in 98 s from postgresql,
     saves 173 s and $43.20 per day
     >>> best.accesses, best.ttl_s, best.key
     (50, 6.0, 'user:42:profile')

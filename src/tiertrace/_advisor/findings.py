@@ -128,7 +128,7 @@ def pre_cache(w: Window, th: Thresholds, l1: L1Info | None = None) -> list[Sugge
         tier = _main_tier(p, w.served, True)
         msg = (
             f"Pre-cache {name} in {l1.name} (TTL {ttl:g} s): read {int(deep)} times in "
-            f"{fmt_window(window)} from {tier}, saves {_num(lat_save)} s and "
+            f"{fmt_span(w.observed_s)} from {tier}, saves {_num(lat_save)} s and "
             f"${_num(cost_save)} per day"
         )
         evidence = {
@@ -235,7 +235,7 @@ def wasted_fills(w: Window, th: Thresholds, l1: L1Info | None = None) -> list[Su
         unit = t.totals[2] / t.totals[0] if t and t.totals[0] else 0.0
         msg = (
             f"{n:.0f} of {fills:.0f} fills of {pattern} in {tier} were never read back "
-            f"within {fmt_window(w.window_s)}: fill on a second read or not at all"
+            f"in {fmt_span(w.observed_s)}: fill on a second read or not at all"
         )
         evidence = {"wasted_fills": n, "fills": fills, "share": n / fills}
         cost_save = n / w.span * unit * _DAY
@@ -245,12 +245,21 @@ def wasted_fills(w: Window, th: Thresholds, l1: L1Info | None = None) -> list[Su
     return out
 
 
+def _served_by_l1(p: PatternView, served: Mapping[str, TierView]) -> bool:
+    """Whether most lookups of ``p`` are already served by a level-1 tier."""
+    tier = _main_tier(p, served, False)
+    return tier in served and served[tier].level == 1
+
+
 def top_patterns(w: Window, field_: int, what: str) -> list[Suggestion]:
-    """The top five patterns by pattern field ``field_`` (2: latency, 3: cost), as ``what``."""
+    """The top five patterns by pattern field ``field_`` (2: latency, 3: cost), as ``what``.
+
+    Patterns mostly served by level 1 are left out: they are cached already, nothing to do.
+    """
     rows = [
         (p.totals[field_], k, p)
         for k, p in w.patterns.items()
-        if p.totals[1] and p.totals[field_] > 0
+        if p.totals[1] and p.totals[field_] > 0 and not _served_by_l1(p, w.served)
     ]
     total = sum(r[0] for r in rows)
     rows.sort(key=lambda r: (-r[0], r[1]))
@@ -263,11 +272,26 @@ def top_patterns(w: Window, field_: int, what: str) -> list[Suggestion]:
             amount, each = f"${_num(val)}", f"${_num(val / n)} each"
         msg = (
             f"{name} is #{rank} by lookup {what}: {share * 100:.0f} % of it, {int(n)} "
-            f"lookups, {amount} in {fmt_window(w.window_s)} ({each}), mostly from {tier}"
+            f"lookups, {amount} in {fmt_span(w.observed_s)} ({each}), mostly from {tier}"
         )
         evidence = {"total": val, "mean": val / n, "share": share, "lookups": n, "rank": rank}
         out.append(Suggestion(f"top-{what}", name, tier, msg, int(n), evidence))
     return out
+
+
+def fmt_span(seconds: float) -> str:
+    """An observed duration as people say it: ``0.0068`` → ``"7 ms"``, ``2.04`` → ``"2.0 s"``,
+    ``98`` → ``"98 s"``, ``900`` → ``"15 min"``, ``3600`` → ``"1 h"``. Messages say the time
+    actually observed (at most the window), never the configured window of a shorter run."""
+    if seconds < 0.9995:
+        return f"{max(seconds * 1000, 1):.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{round(seconds / 3600, 1):g} h"
 
 
 def fmt_window(seconds: float) -> str:

@@ -70,6 +70,7 @@ class Window(NamedTuple):
     served: Mapping[str, TierView]  # lookups per served_by value
     patterns: Mapping[str, PatternView]
     unread_fills: Mapping[str, float]  # pattern -> L1 fills still unread (see `window`)
+    observed_s: float = 0.0  # seconds actually watched, up to window_s (what messages say)
 
 
 class Recorder:
@@ -148,8 +149,11 @@ class Recorder:
                 if oldest <= f.t <= newest:
                     unread[f.pattern] = unread.get(f.pattern, 0.0) + 1.0
             start = now if self._start is None else self._start
-            span = max(min(now - start, self.window_s), self._width)
-            return Window(now, self.window_s, self._width, span, tiers, served, patterns, unread)
+            observed = max(min(now - start, self.window_s), 0.0)
+            span = max(observed, self._width)
+            return Window(
+                now, self.window_s, self._width, span, tiers, served, patterns, unread, observed
+            )
 
     def observe_access(
         self,

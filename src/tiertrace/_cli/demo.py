@@ -48,8 +48,12 @@ gives one progress line per second instead), then the final report of `tiertrace
 "elapsed_s", ...}}`` on standard output (progress and report go to standard error);
 ``--snapshot FILE`` writes the same JSON to a file for ``tiertrace report --snapshot FILE``.
 Telemetry goes nowhere by default; ``--prometheus-port`` serves ``/metrics`` on 127.0.0.1 and
-``--otlp URL`` exports over OTLP (it sets ``OTEL_EXPORTER_OTLP_ENDPOINT``). ``--seed`` makes
-the corpus and the question stream repeatable.
+``--otlp URL`` exports over OTLP (it sets ``OTEL_EXPORTER_OTLP_ENDPOINT``); without either,
+``TIERTRACE_EXPORTER`` is honoured. Every other ``TIERTRACE_*`` variable applies as it does to
+``init()`` (``TIERTRACE_PRICES`` to use your prices, ``TIERTRACE_MIN_PROJECTION_WINDOW_S``); a
+malformed one stops the demo at once with exit status 2 and the message ``init()`` would raise.
+Cost projections read "collecting (N s of 60 s)" until a tier has been observed for a minute.
+``--seed`` makes the corpus and the question stream repeatable.
 
 ``--workers N`` runs the demo as N processes, each with its own /metrics port, and shows their
 combined figures: see `tiertrace._cli.workers`.
@@ -67,6 +71,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import tiertrace
+from tiertrace._cli import report as _report
+from tiertrace._cli import view as _demo_view
 from tiertrace._cli.services import Unavailable
 from tiertrace._cli.stores import Fact, Stores, corpus, popularity
 
@@ -154,20 +161,39 @@ def agent(
             p.finish(None)
 
 
-def _init_telemetry(opts: Options) -> None:
-    import tiertrace
-
-    exporter = "none"
+def _init_kwargs(opts: Options) -> dict[str, Any]:
+    """The ``init()`` arguments of the run: the command line's, else ``TIERTRACE_*``."""
     kwargs: dict[str, Any] = {}
     if opts.prometheus_port is not None:
-        exporter, kwargs["prometheus_port"] = "prometheus", opts.prometheus_port
-    if opts.otlp:
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = opts.otlp
-        exporter = "otlp" if exporter == "none" else exporter
-    os.environ.setdefault("OTEL_SERVICE_NAME", "tiertrace-demo")
+        kwargs["exporter"], kwargs["prometheus_port"] = "prometheus", opts.prometheus_port
+    elif opts.otlp:
+        kwargs["exporter"] = "otlp"
+    elif "TIERTRACE_EXPORTER" not in os.environ:
+        kwargs["exporter"] = "none"  # telemetry goes nowhere unless asked
     if "TIERTRACE_ADVISOR_MIN_ACCESSES" not in os.environ:
         kwargs["advisor_min_accesses"] = 2  # not 10: a 20-second run has candidates too
-    tiertrace.init(exporter=exporter, **kwargs)
+    return kwargs
+
+
+def check_settings(opts: Options) -> None:
+    """Raise `Unavailable` with `ConfigError`'s message when a ``TIERTRACE_*`` is malformed.
+
+    Done before any store is touched, so ``TIERTRACE_EXPORTER=bogus tiertrace demo`` fails at
+    once (exit status 2, one line), as ``init()`` would.
+    """
+    from tiertrace._runtime.config import resolve
+
+    try:
+        resolve(_init_kwargs(opts))
+    except tiertrace.ConfigError as why:
+        raise Unavailable(str(why)) from None
+
+
+def _init_telemetry(opts: Options) -> None:
+    if opts.otlp:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = opts.otlp
+    os.environ.setdefault("OTEL_SERVICE_NAME", "tiertrace-demo")
+    tiertrace.init(**_init_kwargs(opts))
 
 
 def run(opts: Options) -> int:
@@ -178,6 +204,7 @@ def run(opts: Options) -> int:
         return run_workers(opts)
     out: TextIO = sys.stderr if opts.json else sys.stdout
     try:
+        check_settings(opts)
         stores = Stores(
             opts.redis_url,
             opts.postgres_dsn,
@@ -194,9 +221,6 @@ def run(opts: Options) -> int:
 
 
 def _run(opts: Options, stores: Stores, out: TextIO) -> int:
-    import tiertrace
-    from tiertrace._cli import view as _demo_view
-
     rng = random.Random(opts.seed)
     facts = corpus(opts.facts, rng)
     ranked, cum = popularity(facts, opts.zipf, rng)
@@ -216,6 +240,8 @@ def _run(opts: Options, stores: Stores, out: TextIO) -> int:
             file=out,
             flush=True,
         )
+        for line in _report.price_lines({"prices": tiertrace.stats().get("prices")}):
+            print(f"tiertrace demo: {line}", file=out, flush=True)
         progress = Progress(opts.lookups)
         view = _demo_view.make_view(opts.live, out, opts.lookups, opts.duration)
         elapsed = _drive(stores, memory, ranked, cum, opts, progress, view)
@@ -244,8 +270,6 @@ def _run(opts: Options, stores: Stores, out: TextIO) -> int:
 def finish(opts: Options, snap: dict[str, Any], out: TextIO, history: list[float],
            pinned: int) -> None:  # fmt: skip
     """The end of a run: the snapshot file, the summary lines, the report, the JSON."""
-    from tiertrace._cli import report as _report
-
     if opts.snapshot:
         Path(opts.snapshot).write_text(json.dumps(snap, indent=2) + "\n", encoding="utf-8")
     w, done, elapsed = snap["window"], snap["demo"]["lookups"], snap["demo"]["elapsed_s"] or 1e-9

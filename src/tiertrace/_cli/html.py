@@ -8,11 +8,12 @@
 The page has the widgets of the "Memory tiers" Grafana dashboard — served-by pie
 (``#served-by-pie``), latency bars per tier with mean / p50 / p95 (``#latency-bars``), cache
 effectiveness gauge with its 70 % mark (``#cache-gauge``), one card per tier with hit rate,
-mean latency, accesses and cost per day (``#tier-cards``), the advisor's suggestions
-(``#suggestions``) — plus the daily and monthly cost projection (``#cost-projection``) and the
-targets. It is a single file with inline CSS and inline SVG only: no script, no font, no
-stylesheet or image from anywhere else, so it can be mailed, archived as a CI artifact or opened
-offline. Every number is also written as text.
+mean latency, accesses and cost per day (``#tier-cards``), every one of the advisor's
+suggestions (``#suggestions``) — plus the daily and monthly cost projection
+(``#cost-projection``: "collecting (N s of 60 s)" until a tier has been observed long enough,
+the prices used and how to set real ones) and the targets. It is a single file with inline
+CSS and inline SVG only: no script, no font, no stylesheet or image from anywhere else, so it
+can be mailed, archived as a CI artifact or opened offline. Every number is also written as text.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import math
 from html import escape
 from typing import Any
 
-from tiertrace._cli.report import TARGET_LABELS, fmt_target, money, source_line
+from tiertrace._cli.report import (
+    TARGET_LABELS,
+    fmt_target,
+    money,
+    price_lines,
+    source_line,
+    tier_projection,
+    total_projection,
+)
 
 COLORS = {"redis": "#d9480f", "postgresql": "#1c7ed6", "chroma": "#7048e8", "none": "#adb5bd"}
 PALETTE = ("#2b8a3e", "#e67700", "#c2255c", "#0b7285", "#5f3dc4", "#495057")
@@ -181,7 +190,7 @@ def cards(report: dict[str, Any]) -> str:
             ("mean latency", f"{r['mean_ms']:.2f} ms"),
             ("accesses", f"{r['accesses']:,.0f}"),
             ("lookups served", f"{r['served']:,.0f}"),
-            ("cost/day", money(r["cost_per_day_usd"])),
+            ("cost/day", tier_projection(report, r)),
         )
         dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
         out.append(
@@ -197,17 +206,24 @@ def cards(report: dict[str, Any]) -> str:
 def costs(report: dict[str, Any]) -> str:
     """The daily and monthly cost projection per tier and in total."""
     body = "".join(
-        f"<tr><td>{escape(n)}</td><td>{money(r['cost_per_day_usd'])}</td>"
-        f"<td>{money(r['cost_per_month_usd'])}</td></tr>"
+        f"<tr><td>{escape(n)}</td><td>{escape(tier_projection(report, r))}</td>"
+        f"<td>{escape(tier_projection(report, r, True))}</td></tr>"
         for n, r in report["tiers"].items()
     )
     c = report["cost"]
+    note = "At each tier's observed rate; a month is 30 days."
+    if c["projection"] == "collecting":
+        note += (
+            f" No projection before {c['min_projection_window_s']:g} s of traffic per tier;"
+            f" cost so far {money(c['spent_usd'])}."
+        )
+    prices = "".join(f"<p><small>{escape(line)}</small></p>" for line in price_lines(report))
     return (
         '<section id="cost-projection"><h2>Cost projection</h2><table><thead><tr><th>tier</th>'
         f"<th>per day</th><th>per month</th></tr></thead><tbody>{body}</tbody><tfoot><tr>"
-        f"<td>total</td><td>{money(c['per_day_usd'])}</td><td>{money(c['per_month_usd'])}</td>"
-        "</tr></tfoot></table><p><small>At the observed rate; a month is 30 days.</small></p>"
-        "</section>"
+        f"<td>total</td><td>{escape(total_projection(report))}</td>"
+        f"<td>{escape(total_projection(report, True))}</td>"
+        f"</tr></tfoot></table><p><small>{escape(note)}</small></p>{prices}</section>"
     )
 
 
@@ -226,14 +242,15 @@ def targets(report: dict[str, Any]) -> str:
 
 
 def suggestions(report: dict[str, Any]) -> str:
-    """The advisor's findings, pre-cache candidates first."""
+    """Every one of the advisor's findings, pre-cache candidates first, with their count."""
     items = "".join(
         f'<li><span class="kind">{escape(str(s.get("kind")))}</span>'
         f"{escape(str(s.get('message')))}</li>"
-        for s in report["suggestions"][:15]
+        for s in report["suggestions"]
     )
+    count = len(report["suggestions"])
     body = f"<ol>{items}</ol>" if items else "<p>No suggestions: nothing to pre-cache.</p>"
-    return f'<section id="suggestions" class="wide"><h2>Suggestions</h2>{body}</section>'
+    return f'<section id="suggestions" class="wide"><h2>Suggestions ({count})</h2>{body}</section>'
 
 
 def render_html(report: dict[str, Any]) -> str:

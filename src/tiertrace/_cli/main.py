@@ -105,8 +105,18 @@ def _demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--snapshot", metavar="FILE", help="write the final stats snapshot JSON here")
     p.add_argument("--prometheus-port", type=_port, metavar="P", help="serve /metrics on port P")
     p.add_argument("--otlp", metavar="URL", help="export over OTLP to URL")
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument(
+        "--redis-url",
+        metavar="URL",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis for L1; only keys under tiertrace-demo: are written (default %(default)s)",
+    )
+    p.add_argument(
+        "--postgres-dsn",
+        metavar="DSN",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="PostgreSQL for L2; the demo creates and drops its own table (default %(default)s)",
+    )
     p.add_argument("--chroma-url", metavar="URL", help="a Chroma server (default: embedded)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument(

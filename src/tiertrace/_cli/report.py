@@ -13,7 +13,15 @@ The report shows per tier the hit rate, mean / p50 / p95 latency, accesses, look
 cost per day; which tier served the lookups; the three targets (cache effectiveness > 70 %,
 mean lookup latency < 50 ms, L1 hit rate > 40 %, or the thresholds recorded in the snapshot)
 met or missed; the daily and monthly (30 days) cost projection per tier and in total, at the
-observed rate; and the advisor's suggestions, pre-cache candidates first.
+observed rate; the prices the costs were computed with and how to set real ones; and the
+advisor's suggestions, pre-cache candidates first.
+
+Cost projections follow DESIGN §5: a tier's cost per day is its cost over the time that tier
+was actually observed, and there is no number — the report says ``collecting (N s of 60 s)``
+— until the tier has been observed for ``min_projection_window_s`` (60 s by default). The total
+is shown only once every tier with traffic has a projection. The prices are tiertrace's
+placeholder defaults unless the snapshot says they came from ``init()`` or the environment;
+the report then says how to set real ones.
 
 From a snapshot the ``total`` view (since ``init()``) is reported; ``--window`` reports the
 rolling ``window`` view (the last 1,000 lookups) instead. From Prometheus the PromQL of the
@@ -41,6 +49,18 @@ DEFAULT_TARGETS = {t.name: (t.op, t.value) for t in TARGETS}
 TARGET_LABELS = {t.name: t.label for t in TARGETS}
 TIER_FIELDS = ("accesses", "reads", "hits", "hit_rate", "mean_ms", "p50_ms", "p95_ms", "served")
 SHOWN = 5  # suggestions in the text report
+PRICE_HINT = (  # how to set real prices, shown while the defaults are in use
+    "set real prices: init(prices={'redis': 0.0002, 'postgresql': 0.002, 'chroma': 0.02}),",
+    "  or TIERTRACE_PRICES='redis=0.0002,postgresql=0.002,chroma=0.02' (redis:GET=… for one "
+    "operation),",
+    "  or per tier: Tier('redis', 1, 'redis', cost_per_access=0.0002, "
+    "cost_per_operation={'GET': 0.0001})",
+)
+PRICE_SOURCES = {
+    "defaults": "tiertrace's placeholder defaults, not your prices",
+    "init": "yours, from init()",
+    "environment": "yours, from TIERTRACE_PRICES",
+}
 
 
 class ReportError(Exception):
@@ -112,7 +132,12 @@ def from_snapshot(
         tiers[str(name)] = tier_row(
             level=int(num(row.get("level"))),
             cost_usd=num(row.get("cost_usd")),
-            cost_per_day_usd=num(row.get("cost_per_day_usd")),
+            cost_per_day_usd=None
+            if row.get("cost_per_day_usd") is None
+            else num(row.get("cost_per_day_usd")),
+            projection=str(row.get("projection") or _projection_of(row)),
+            observed_s=num(row.get("observed_s")),
+            projection_needs_s=num(row.get("projection_needs_s")),
             **{f: num(row.get(f)) for f in TIER_FIELDS},
         )
     report = build(
@@ -125,6 +150,8 @@ def from_snapshot(
         p95_ms=num(v.get("p95_lookup_latency_ms")),
         suggestions=snap.get("suggestions") or [],
         limits=thresholds(snap),
+        min_projection_s=num(v.get("min_projection_window_s")),
+        prices=snap.get("prices") if isinstance(snap.get("prices"), dict) else None,
     )
     report["lookups"] = whole(num(v.get("lookups")))
     report["cache_effectiveness"] = num(v.get("cache_effectiveness"))
@@ -134,11 +161,27 @@ def from_snapshot(
     return report
 
 
+def _projection_of(row: dict[str, Any]) -> str:
+    """The projection state of a row that does not say (a snapshot of an older version)."""
+    if row.get("cost_per_day_usd") is None:
+        return "collecting"
+    return "ready" if num(row.get("accesses")) else "no traffic"
+
+
 def tier_row(**values: Any) -> dict[str, Any]:
-    """One tier's report row; counts are integers when whole (``increase()`` may not be)."""
+    """One tier's report row; counts are integers when whole (``increase()`` may not be).
+
+    ``cost_per_day_usd`` is None while the tier's projection is ``"collecting"`` (then
+    ``projection_needs_s`` says how long is still missing); ``projection`` defaults to
+    ``"ready"`` (Prometheus rates are projections already).
+    """
     counts = ("accesses", "reads", "hits", "served", "level")
     row = {k: (whole(v) if k in counts else v) for k, v in values.items()}
-    row["cost_per_month_usd"] = row["cost_per_day_usd"] * MONTH_DAYS
+    row.setdefault("projection", "ready" if row["cost_per_day_usd"] is not None else "collecting")
+    row.setdefault("observed_s", 0.0)
+    row.setdefault("projection_needs_s", 0.0)
+    day = row["cost_per_day_usd"]
+    row["cost_per_month_usd"] = None if day is None else day * MONTH_DAYS
     return row
 
 
@@ -153,12 +196,32 @@ def build(
     p95_ms: float,
     suggestions: list[Any],
     limits: dict[str, tuple[str, float]],
+    min_projection_s: float = 0.0,
+    prices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the report dictionary every renderer reads (see the module documentation)."""
+    """Assemble the report dictionary every renderer reads (see the module documentation).
+
+    ``cost`` holds the total projection: ``per_day_usd`` / ``per_month_usd`` (None while any
+    tier with traffic is collecting), ``projection``, ``projection_needs_s``,
+    ``min_projection_window_s`` and ``spent_usd`` (the cost observed so far). ``prices`` is
+    the snapshot's price table (None when the source does not know the prices).
+    """
     ordered = dict(sorted(tiers.items(), key=lambda item: (item[1]["level"], item[0])))
     lookups = sum(served_by.values())
     l1 = sum(served_by.get(n, 0.0) for n, r in ordered.items() if r["level"] == 1)
-    per_day = sum(r["cost_per_day_usd"] for r in ordered.values())
+    active = [r for r in ordered.values() if r["projection"] != "no traffic"]
+    waiting = [r for r in active if r["projection"] == "collecting"]
+    per_day: float | None = None
+    if not waiting:
+        per_day = sum(r["cost_per_day_usd"] or 0.0 for r in active)
+    cost = {
+        "per_day_usd": per_day,
+        "per_month_usd": None if per_day is None else per_day * MONTH_DAYS,
+        "projection": "collecting" if waiting else "ready" if active else "no traffic",
+        "projection_needs_s": max((r["projection_needs_s"] for r in waiting), default=0.0),
+        "min_projection_window_s": min_projection_s,
+        "spent_usd": sum(num(r.get("cost_usd")) for r in ordered.values()),
+    }
     report: dict[str, Any] = {
         "source": source,
         "generated_at": generated_at,
@@ -172,7 +235,8 @@ def build(
         "mean_lookup_latency_ms": mean_ms,
         "p95_lookup_latency_ms": p95_ms,
         "tiers": ordered,
-        "cost": {"per_day_usd": per_day, "per_month_usd": per_day * MONTH_DAYS},
+        "cost": cost,
+        "prices": prices,
         "suggestions": [
             {f: s.get(f) for f in SUGGESTION_FIELDS} for s in suggestions if isinstance(s, dict)
         ],
@@ -211,6 +275,55 @@ def money(value: float) -> str:
     return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
+def collecting(needs_s: float, window_s: float) -> str:
+    """``collecting (N s of 60 s)``: how much of the projection window has been observed."""
+    if window_s <= 0:
+        return "collecting"
+    seen = max(window_s - needs_s, 0.0)
+    return f"collecting ({seen:.0f} s of {window_s:g} s)"
+
+
+def projected(value: float | None, needs_s: float, window_s: float) -> str:
+    """A projected amount, or ``collecting (N s of 60 s)`` while there is none yet."""
+    return money(value) if value is not None else collecting(needs_s, window_s)
+
+
+def tier_projection(report: dict[str, Any], row: dict[str, Any], month: bool = False) -> str:
+    """One tier's cost per day (or month), or ``collecting (N s of 60 s)``."""
+    window = report["cost"]["min_projection_window_s"]
+    value = row["cost_per_month_usd" if month else "cost_per_day_usd"]
+    return projected(value, row["projection_needs_s"], window)
+
+
+def total_projection(report: dict[str, Any], month: bool = False) -> str:
+    """The total cost per day (or month), or ``collecting (N s of 60 s)``."""
+    c = report["cost"]
+    value = c["per_month_usd" if month else "per_day_usd"]
+    return projected(value, c["projection_needs_s"], c["min_projection_window_s"])
+
+
+def price_lines(report: dict[str, Any]) -> list[str]:
+    """Which prices the costs were computed with, and (for the defaults) how to set real ones."""
+    prices = report.get("prices")
+    if not isinstance(prices, dict):
+        if (report.get("source") or {}).get("kind") == "prometheus":
+            return ["prices: as recorded by the instrumented processes (tiertrace.cost.usd)"]
+        return ["prices: not recorded in this snapshot"]
+    source = str(prices.get("source") or "defaults")
+    parts = []
+    for name, p in prices.items():
+        if not isinstance(p, dict):
+            continue
+        ops = p.get("per_operation") or {}
+        extra = f" ({', '.join(f'{op} {num(v):g}' for op, v in ops.items())})" if ops else ""
+        parts.append(f"{name} {num(p.get('per_access')):g}{extra}")
+    lines = [f"prices used: {PRICE_SOURCES.get(source, source)} (USD per access)"]
+    lines.append("  " + ", ".join(parts))
+    if source == "defaults":
+        lines += PRICE_HINT
+    return lines
+
+
 def source_line(report: dict[str, Any]) -> str:
     src = report["source"]
     if src["kind"] == "prometheus":
@@ -227,10 +340,11 @@ def render_text(report: dict[str, Any]) -> str:
     head = f"{'tier':<14}{'level':>5}{'hit rate':>10}{'mean ms':>9}{'p50 ms':>8}{'p95 ms':>8}"
     lines.append(head + f"{'accesses':>10}{'served':>9}{'cost/day':>12}")
     for name, r in report["tiers"].items():
+        day = r["cost_per_day_usd"]
         lines.append(
             f"{name[:13]:<14}{r['level']:>5}{r['hit_rate'] * 100:>8.1f} %{r['mean_ms']:>9.2f}"
             f"{r['p50_ms']:>8.2f}{r['p95_ms']:>8.2f}{r['accesses']:>10,.0f}{r['served']:>9,.0f}"
-            f"{money(r['cost_per_day_usd']):>12}"
+            f"{money(day) if day is not None else 'collecting':>12}"
         )
     lookups = report["lookups"] or 1
     shares = "  ".join(f"{n} {c / lookups * 100:.1f} %" for n, c in report["served_by"].items())
@@ -248,17 +362,19 @@ def render_text(report: dict[str, Any]) -> str:
             f"{fmt_target(t['name'], t['value']):>10}"
             f"  (target {t['op']} {want})"
         )
-    lines += ["", "cost projection (at the observed rate):"]
+    lines += ["", "cost projection (at each tier's observed rate):"]
     lines.append(f"  {'tier':<14}{'per day':>14}{'per month':>16}")
     for name, r in report["tiers"].items():
-        lines.append(
-            f"  {name[:13]:<14}{money(r['cost_per_day_usd']):>14}"
-            f"{money(r['cost_per_month_usd']):>16}"
-        )
+        lines.append(f"  {name[:13]:<14}" + _pair(tier_projection(report, r), r, report, True))
     cost = report["cost"]
-    lines.append(
-        f"  {'total':<14}{money(cost['per_day_usd']):>14}{money(cost['per_month_usd']):>16}"
-    )
+    lines.append(f"  {'total':<14}" + _pair(total_projection(report), cost, report, False))
+    if cost["projection"] == "collecting":
+        lines.append(
+            f"  no projection before {cost['min_projection_window_s']:g} s of traffic per "
+            f"tier; cost so far {money(cost['spent_usd'])}"
+            + (f" in {report['elapsed_s']:,.1f} s" if report["elapsed_s"] else "")
+        )
+    lines += ["", *price_lines(report)]
     lines += ["", "suggestions:"]
     if not report["suggestions"]:
         lines.append("  none")
@@ -268,3 +384,11 @@ def render_text(report: dict[str, Any]) -> str:
     if more > 0:
         lines.append(f"  … and {more} more (--json or --html lists them)")
     return "\n".join(lines) + "\n"
+
+
+def _pair(day: str, row: dict[str, Any], report: dict[str, Any], tier: bool) -> str:
+    """The per-day and per-month cells of the cost table (one wide cell while collecting)."""
+    if day.startswith("collecting"):
+        return f"{day:>30}"
+    month = tier_projection(report, row, True) if tier else total_projection(report, True)
+    return f"{day:>14}{month:>16}"

@@ -3,7 +3,9 @@
 On a terminal (and with the ``rich`` package of the ``cli`` extra) the view is redrawn every
 second from `tiertrace.stats()` (rolling window of the last 1,000 lookups):
 
-* per tier: hit rate, mean and p95 latency, accesses, cost per day at the current rate;
+* per tier: hit rate, mean and p95 latency, accesses, cost per day at the tier's observed rate
+  (``collecting (N s of 60 s)`` until the tier has been observed for a minute), and the prices
+  the costs are computed with;
 * which tier served the lookups, as bars;
 * cache effectiveness (lookups served by L1) against its 70 % target, with its history;
 * the advisor's top pre-cache suggestions;
@@ -12,7 +14,7 @@ second from `tiertrace.stats()` (rolling window of the last 1,000 lookups):
 With ``--no-live``, ``--json`` or when the output is not a terminal, one line per second::
 
     [  6.0 s]  905/3,000 lookups  151/s  served: redis 47% postgresql 41% chroma 12% none 0%
-    cache 47.3 % (target 70 %) ▁▂▄▅
+    cache 47.3 % (target 70 %) ▁▂▄▅  cost/day collecting (6 s of 60 s)
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, TextIO
 
+from tiertrace._cli.report import projected
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[float]) -> str:
     """Values in 0..1 as block characters."""
     return "".join(SPARK[min(len(SPARK) - 1, max(0, int(v * len(SPARK))))] for v in values)
+
+
+def cost_per_day(view: dict[str, Any], row: dict[str, Any] | None = None) -> str:
+    """A view's (or one tier row's) cost per day, or ``collecting (N s of 60 s)``."""
+    window = float(view.get("min_projection_window_s") or 0.0)
+    r = view if row is None else row
+    return projected(r.get("cost_per_day_usd"), float(r.get("projection_needs_s") or 0.0), window)
 
 
 def _target(snap: dict[str, Any]) -> float:
@@ -65,6 +76,7 @@ class PlainView:
             f"[{elapsed:6.1f} s] {done:,}{limit} lookups {done / max(elapsed, 1e-9):,.0f}/s  "
             f"served: {served}  cache {w['cache_effectiveness'] * 100:.1f} % "
             f"(target {_target(snap) * 100:.0f} %) {sparkline(self.history)}"
+            f"  cost/day {cost_per_day(w)}"
             + (f"  pre-cached {self.pinned}" if self.pinned else "")
             + "\n"
         )
@@ -108,7 +120,7 @@ class LiveView(PlainView):
         from rich.text import Text
 
         from tiertrace._cli.html import color
-        from tiertrace._cli.report import money
+        from tiertrace._cli.report import price_lines
 
         w, total = snap["window"], snap["total"]
         tiers = Table(title="tiers (last 1,000 lookups)", title_justify="left")
@@ -121,8 +133,13 @@ class LiveView(PlainView):
                 f"{r['mean_ms']:.2f}",
                 f"{r['p95_ms']:.2f}",
                 f"{total['tiers'][name]['accesses']:,}",
-                money(r["cost_per_day_usd"]),
+                cost_per_day(w, r),
             )
+        tiers.add_row("total", "", "", "", f"{total['lookups']:,} lookups", cost_per_day(w))
+        prices = Text(
+            "\n".join(price_lines({"prices": snap.get("prices"), "source": {"kind": "live"}})),
+            style="dim",
+        )
         served = Table.grid(padding=(0, 1))
         lookups = w["lookups"] or 1
         for i, (name, count) in enumerate(w["served_by"].items()):
@@ -168,6 +185,7 @@ class LiveView(PlainView):
             progress.add_row(f"{done:,} lookups  {elapsed:.0f} s  (Ctrl-C to stop)")
         body = Group(
             tiers,
+            prices,
             Text("served by", style="bold"),
             served,
             gauge,

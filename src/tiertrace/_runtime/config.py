@@ -17,6 +17,11 @@ settings, ``OTEL_SERVICE_NAME`` …).
 * ``advisor``, ``advisor_window_s``, ``advisor_capacity``, ``advisor_min_accesses`` — the
   optimization advisor (true, 3600 s, 10,000 keys, 10 reads)
 * ``stats_window`` — lookups in the rolling window of ``stats()`` (1,000)
+* ``min_projection_window_s`` — seconds a tier must be observed before ``stats()`` and the
+  report project its cost per day (60; before that they say "collecting")
+* ``prices`` — USD per access by tier name, overriding the prices of ``tiers``; the variable
+  takes ``name=price`` entries separated by commas, ``name:OPERATION=price`` for one operation:
+  ``TIERTRACE_PRICES="redis=0.0002,postgresql=0.002,chroma=0.02,redis:GET=0.0001"``
 * ``target_cache_effectiveness``, ``target_lookup_latency_ms``, ``target_l1_hit_rate`` — the
   performance targets (0.70, 50 ms, 0.40)
 * ``semconv_metrics`` — also record ``db.client.operation.duration`` (false)
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
@@ -71,19 +76,94 @@ class Settings:
     advisor_capacity: int = 10_000
     advisor_min_accesses: int = 10
     stats_window: int = 1000
+    min_projection_window_s: float = 60.0
     target_cache_effectiveness: float = CACHE_EFFECTIVENESS.value
     target_lookup_latency_ms: float = LOOKUP_LATENCY.value
     target_l1_hit_rate: float = L1_HIT_RATE.value
     semconv_metrics: bool = False
     instrument: tuple[str, ...] = CLIENTS
+    prices: Mapping[str, float] | None = None
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     tracer_provider: Any = None
     meter_provider: Any = None
     logger_provider: Any = None
 
 
+class Prices(dict[str, float]):
+    """Prices given in ``prices`` (``"tier"`` or ``"tier:OPERATION"`` → USD), with their origin.
+
+    ``source`` is ``"init"`` (the keyword argument) or ``"environment"`` (``TIERTRACE_PRICES``).
+    """
+
+    source: str = "init"
+
+
+def _price_map(value: Any, origin: str) -> Prices:
+    """``prices`` as given (a mapping, or the variable's ``name=price,…`` text) checked."""
+    how = "write name=USD per access or name:OPERATION=USD, e.g. redis=0.0002,redis:GET=0.0001"
+    if isinstance(value, str):
+        entries: list[tuple[str, Any]] = []
+        for entry in (e.strip() for e in value.split(",")):
+            if not entry:
+                continue
+            name, eq, price = entry.partition("=")
+            try:
+                number = float(price) if eq else None
+            except ValueError:
+                number = None
+            if not name.strip() or number is None:
+                raise ConfigError(f"{origin}: prices entry {entry!r} is invalid; {how}")
+            entries.append((name.strip(), number))
+    elif isinstance(value, Mapping):
+        entries = list(value.items())
+    else:
+        raise ConfigError(
+            f"{origin}: prices={value!r} is invalid; use a dict like {{'redis': 0.0002}}"
+        )
+    out = Prices()
+    for name, price in entries:
+        shown = f"{name}={price!r}"
+        if not isinstance(name, str) or not name.strip(":") or name.count(":") > 1:
+            raise ConfigError(f"{origin}: prices entry {shown!r} is invalid; {how}")
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not price >= 0:
+            raise ConfigError(
+                f"{origin}: prices entry {shown!r} is invalid; a price is a number >= 0 (USD)"
+            )
+        out[name] = float(price)
+    return out
+
+
+def apply_prices(tiers: Sequence[Tier], prices: Prices, origin: str) -> tuple[Tier, ...]:
+    """``tiers`` with the prices of ``prices`` put in; `ConfigError` for a name no tier has."""
+    names = {t.name for t in tiers}
+    per_access: dict[str, float] = {}
+    per_op: dict[str, dict[str, float]] = {}
+    for entry, price in prices.items():
+        name, _, operation = entry.partition(":")
+        if name not in names:
+            raise ConfigError(
+                f"{origin}: prices entry {entry}={price:g} names no tier; the tiers are "
+                f"{', '.join(sorted(names))}"
+            )
+        if operation:
+            per_op.setdefault(name, {})[operation] = price
+        else:
+            per_access[name] = price
+    out = []
+    for tier in tiers:
+        if tier.name in per_access or tier.name in per_op:
+            ops = {**(tier.cost_per_operation or {}), **per_op.get(tier.name, {})}
+            tier = replace(
+                tier,
+                cost_per_access=per_access.get(tier.name, tier.cost_per_access),
+                cost_per_operation=ops or None,
+            )
+        out.append(tier)
+    return tuple(out)
+
+
 _RATIO_TARGETS = {t.setting for t in TARGETS if t.unit == "1"}
-_OBJECTS = ("tiers", "tracer_provider", "meter_provider", "logger_provider")
+_OBJECTS = ("prices", "tiers", "tracer_provider", "meter_provider", "logger_provider")
 _PROVIDER_METHOD = {
     "tracer_provider": "get_tracer",
     "meter_provider": "get_meter",
@@ -141,6 +221,10 @@ def _check(name: str, value: Any, origin: str) -> Any:
         if unknown:
             raise bad(f"unknown client(s) {unknown}; use names from {CLIENTS} or postgresql")
         return tuple(dict.fromkeys(names))
+    if name == "min_projection_window_s" and not (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    ):
+        raise bad("use a number of seconds >= 0")
     if name in ("implicit_window_s", "advisor_window_s", LOOKUP_LATENCY.setting) and not (
         isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     ):
@@ -167,11 +251,17 @@ def resolve(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None)
     for name, fld in known.items():
         if name in kwargs:
             value = kwargs[name]
-            if value is None and name not in _OBJECTS:
+            if value is None and (name not in _OBJECTS or name == "prices"):
                 continue
+            if name == "prices":
+                value = _price_map(value, "init()")
             values[name] = value if name in _OBJECTS else _check(name, value, "init()")
             continue
         var = f"TIERTRACE_{name.upper()}"
+        if name == "prices" and var in env:
+            values[name] = _price_map(env[var], f"environment {var}")
+            values[name].source = "environment"
+            continue
         if name in _OBJECTS or var not in env:
             continue
         parser = _PARSERS[str(fld.type)]
@@ -185,6 +275,10 @@ def resolve(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None)
         values[name] = _check(name, parsed, f"environment {var}")
     if "tiers" in values:
         values["tiers"] = validate_tiers(values["tiers"])
+    if values.get("prices"):
+        prices = values["prices"]
+        where = "init()" if prices.source == "init" else "environment TIERTRACE_PRICES"
+        values["tiers"] = apply_prices(values.get("tiers", DEFAULT_TIERS), prices, where)
     for name, method in _PROVIDER_METHOD.items():
         if values.get(name) is not None and not callable(getattr(values[name], method, None)):
             raise ConfigError(
