@@ -105,6 +105,7 @@ def init(
     tracer_provider: Any = None,
     meter_provider: Any = None,
     logger_provider: Any = None,
+    whatif_sample_rate: float | None = None,
 ) -> Handle:
     """Turn tiertrace on for this process and return the live `Handle`.
 
@@ -139,6 +140,8 @@ def init(
         tracer_provider: use this provider instead of the global one (nothing is added to it).
         meter_provider: use this provider instead of the global one.
         logger_provider: use this provider instead of the global one.
+        whatif_sample_rate: share of Redis (L1) keys the TTL what-if replays, chosen by a stable
+            hash of the key (1/64; 1 keeps every key); raw keys never leave the process.
 
     Calling ``init()`` again with no arguments or the same ones returns the same handle.
 
@@ -164,6 +167,13 @@ def stats() -> dict[str, Any]:
     accesses per tier) and ``total`` (since `init`); per tier ``accesses``, ``reads``,
     ``hits``, ``hit_rate``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``cost_usd``,
     ``cost_per_day_usd``, ``served``; ``targets`` and ``suggestions``.
+
+    ``ttl_curve``: the TTL what-if (`tiertrace._advisor.whatif`), one row per candidate TTL
+    with ``ttl_s``, ``l1_hit_rate``, ``cache_effectiveness``, ``cost_per_day_usd``,
+    ``savings_per_day_usd``, ``sampled_keys``, ``sampled_reads``, ``observed`` and a 95 % band
+    (``*_low`` / ``*_high``); ``[]`` before ``min_projection_window_s`` of sampled L1 reads.
+    ``whatif`` says why (``status``: ``collecting``, ``ready`` …), the sample, the observed TTL,
+    the TTL the cache-effectiveness target needs, the model's assumptions and the prices used.
     """
     h = handle()
     if h is None:
@@ -171,6 +181,9 @@ def stats() -> dict[str, Any]:
     try:
         h.grouper.flush(everything=False)
         snap = h.stats.snapshot()
+        curve = h.whatif.rows() if h.whatif is not None else []
+        snap["ttl_curve"] = curve
+        snap["whatif"] = h.whatif.summary(curve) if h.whatif is not None else {"status": "off"}
         snap["suggestions"] = [_suggestion_dict(s) for s in suggestions()]
         return snap
     except Exception as fault:
