@@ -27,7 +27,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import tiertrace
-from tiertrace._advisor.whatif import GRID, WhatIf
+from tiertrace._advisor.whatif import GRID, WhatIf, fmt_ttl
+from tiertrace._cli import html, report
 from tiertrace._contract import names
 
 N_KEYS = 400
@@ -139,6 +140,18 @@ def test_predicted_effectiveness_at_another_ttl_matches_a_run_with_that_ttl(
         assert "is the smallest that reaches" in ttl[0]["message"]
     else:
         assert ttl[0]["message"].startswith("No TTL reaches the 70 % cache-effectiveness target")
+    # the reports name that TTL and show the sample and the band
+    rendered = report.from_snapshot(json.loads(json.dumps(short)))
+    text = report.render_text(rendered)
+    page = html.render_html(rendered)
+    if reaching:
+        needs = f"the 70 % cache-effectiveness target needs TTL {fmt_ttl(reaching[0])}"
+        assert needs in text
+        assert f"target needs TTL {fmt_ttl(reaching[0])}" in page
+    samples = f"{len(set(_zipf_keys(17))):,} keys, {REQUESTS:,} reads"
+    assert f"sample: {samples}" in text and f"Sample: {samples}" in page
+    assert "95 % band" in text and "95 % band" in page
+    assert 'id="ttl-curve"' in page and "<polygon" in page
 
 
 def test_the_curve_waits_for_the_projection_window(make_telemetry: Any, r: redis.Redis) -> None:
