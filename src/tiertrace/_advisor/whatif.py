@@ -161,15 +161,19 @@ class WhatIf:
         """One level-1 access: a read replays, a TTL-carrying write notes its TTL."""
         try:
             if ttl_s is not None:
-                self.observe_ttl(ttl_s)
-            if key is None:
-                return
+                n = self.ttl_seen.get(ttl_s)
+                if n is None:
+                    self.observe_ttl(ttl_s)
+                else:  # unlocked: a lost increment under threads only blurs the mode
+                    self.ttl_seen[ttl_s] = n + 1
+            if key is None or not (read or op in _INVALIDATE):
+                return  # a write that cannot change the simulation: no hash
             h = crc32(key.encode())
             if h >= self.threshold:
                 return  # not in the sample: one hash and one comparison
             if read:
                 self._read(key, h)
-            elif op in _INVALIDATE:
+            else:
                 self._invalidate(key)
         except Exception as exc:
             self.faults += 1
@@ -237,6 +241,10 @@ class WhatIf:
             self.halvings += 1
             limit = float(self.threshold)
             self.keys = {k: e for k, e in self.keys.items() if e[0] < limit}
+
+    def sampled(self, key: str) -> bool:
+        """Whether reads of ``key`` are in the sample (at the current rate)."""
+        return crc32(key.encode()) < self.threshold
 
     # -- reading it --------------------------------------------------------------------------
     def ttls(self) -> list[float]:
