@@ -27,7 +27,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import tiertrace
-from tiertrace._advisor.whatif import GRID, WhatIf, fmt_ttl
+from tiertrace._advisor.whatif import GRID, Figures, WhatIf, fmt_ttl
 from tiertrace._cli import html, report
 from tiertrace._contract import names
 
@@ -253,3 +253,28 @@ def test_raw_keys_never_leave_the_process(make_telemetry: Any, r: redis.Redis) -
     for key in raw:
         assert key not in exported
         assert key.split(":")[1] not in exported
+
+
+def test_reads_the_sample_misses_count_as_hits_of_hot_keys() -> None:
+    now = [0.0]
+    w = WhatIf(sample_rate=1.0, clock=lambda: now[0])
+    for t in range(100):  # one key read every 3 s
+        now[0] = 3.0 * t
+        w.observe_read("user:1")
+    figures = Figures(
+        elapsed_s=300.0,
+        l1_reads=200.0,  # twice what the sample stands for: a hot key it did not catch
+        l1_hits=100.0,
+        l1_accesses=200.0,
+        l1_cost_usd=0.02,
+        deep_cost_usd=0.1,
+        total_cost_usd=0.12,
+        lookups=200.0,
+        next_tier_price_usd=0.001,
+        l1_write_price_usd=0.0001,
+    )
+    assert w.unsampled_share(200.0) == 0.5
+    rows = {row["ttl_s"]: row for row in w.curve(figures)}
+    assert rows[2.0]["l1_hit_rate"] == 0.5  # 0 % of the sampled half, 100 % of the rest
+    assert rows[10.0]["l1_hit_rate"] == 0.875  # 75 % of half, plus the other half
+    assert w.unsampled_share(100.0) == 0.0

@@ -37,6 +37,12 @@ and the keys above the new threshold leave the sample (the fixed-size variant of
 then on each sampled read weighs ``1 / rate`` in the counts, so earlier and later traffic keep
 their proportions. Raw keys stay in this process: nothing here is exported.
 
+Hot keys: with skewed popularity the few hottest keys carry much of the traffic, and whether
+a hash sample catches one of them moves its hit rate a lot. As in SHARDS-adj, the difference
+between the L1 reads observed and the reads the sample stands for (``unsampled_share`` in
+``stats()["whatif"]``) is counted as hits under every TTL (an excess is taken off the hits):
+``rate × (1 − share) + share``. With every key sampled it is 0.
+
 Confidence: sampled keys fall into 32 groups by their hash; the 95 % band of a hit rate is
 the ratio estimator ± 1.96 standard errors, the standard error taken from the spread between
 the groups (the random-groups method: keys are the sampling unit, so a few very hot keys widen
@@ -263,8 +269,8 @@ class WhatIf:
         """The simulated L1 hit rate per column (0 before any sampled read)."""
         return [row[0] for row in self._rates()]
 
-    def _rates(self) -> list[tuple[float, float, float, int]]:
-        """Per column: hit rate, band low, band high, sampled reads."""
+    def _rates(self) -> list[tuple[float, float, float, int, float]]:
+        """Per column: hit rate, band low, band high, sampled reads, weighted reads."""
         with self.lock:
             active = self.active
             reads = [list(r[:active]) for r in self.reads]
@@ -274,19 +280,32 @@ class WhatIf:
         for i in range(active):
             r = sum(g[i] for g in reads)
             if r <= 0.0:
-                out.append((0.0, 0.0, 1.0, 0))
+                out.append((0.0, 0.0, 1.0, 0, 0.0))
                 continue
             hit = sum(g[i] for g in hits)
             p = hit / r
             filled = [(hits[g][i], reads[g][i]) for g in range(GROUPS) if reads[g][i] > 0.0]
             if len(filled) < 2:
-                out.append((p, 0.0, 1.0, count[i]))
+                out.append((p, 0.0, 1.0, count[i], r))
                 continue
             k = len(filled)
             var = k / (k - 1) * sum((hg - p * rg) ** 2 for hg, rg in filled) / (r * r)
             half = _Z95 * math.sqrt(var)
-            out.append((p, max(0.0, p - half), min(1.0, p + half), count[i]))
+            out.append((p, max(0.0, p - half), min(1.0, p + half), count[i], r))
         return out
+
+    def unsampled_share(self, l1_reads: float) -> float:
+        """The share of ``l1_reads`` the weighted sample falls short of (negative: over).
+
+        SHARDS-adj: with skewed key popularity a hash sample can miss (or catch) a few very
+        hot keys, and their reads are what a small sample gets most wrong. The shortfall
+        between the reads observed and the reads the sample stands for is counted as hits
+        under every TTL (hot keys hit under any TTL); an excess is taken off the hits.
+        """
+        rates = self._rates()
+        if not rates or l1_reads <= 0.0 or rates[0][4] <= 0.0:
+            return 0.0
+        return max(-1.0, min(1.0, 1.0 - rates[0][4] / l1_reads))
 
     def sampled_keys(self) -> int:
         with self.lock:
@@ -311,15 +330,20 @@ class WhatIf:
         per_day = _DAY / fig.elapsed_s if fig.elapsed_s > 0 else 0.0
         observed = self.observed_ttl()
         keys = self.sampled_keys()
+        short = self.unsampled_share(fig.l1_reads)
+
+        def adjust(rate: float) -> float:
+            return min(1.0, max(0.0, rate * (1.0 - short) + short))
 
         def cost(rate: float) -> float:
             misses = fig.l1_reads * (1.0 - rate)
             return max(fig.total_cost_usd + (misses - misses_now) * per_miss, 0.0) * per_day
 
         now_cost = fig.total_cost_usd * per_day
-        for ttl, (p, low, high, n) in sorted(
+        for ttl, (raw, raw_low, raw_high, n, _w) in sorted(
             zip(self.ttls(), self._rates(), strict=True), key=lambda r: r[0]
         ):
+            p, low, high = adjust(raw), adjust(raw_low), adjust(raw_high)
             rows.append(
                 {
                     "ttl_s": ttl,
@@ -342,6 +366,7 @@ class WhatIf:
 
     def summary(self, fig: Figures | None, min_window_s: float) -> dict[str, Any]:
         """What ``stats()["whatif"]`` shows: state, sample, observed TTL, model, prices."""
+        short = self.unsampled_share(fig.l1_reads) if fig is not None else 0.0
         observed = self.observed_s()
         reads = max(self.count[: self.active], default=0)
         if reads == 0:
@@ -356,6 +381,7 @@ class WhatIf:
             "sampled_keys": self.sampled_keys(),
             "sampled_reads": reads,
             "observed_ttl_s": self.observed_ttl(),
+            "unsampled_share": short,
             "observed_s": observed,
             "min_window_s": min_window_s,
             "model": MODEL,
