@@ -7,7 +7,8 @@ Two dashboards are provisioned by the compose stack (``grafana/dashboards/*.json
   target, per-tier hit rate, latency, throughput and cost per day, daily and monthly cost
   projections, hit rate and lookup latency over time against their targets, the lookup latency
   heatmap with exemplars, the top 10 pre-cache candidates (each row links to the traces in
-  Jaeger), the advisor's pre-cache suggestions and errors.
+  Jaeger), the advisor's pre-cache suggestions, errors, and the TTL what-if (predicted cache
+  effectiveness and cost per day per L1 TTL).
 * **Tier operations** (uid ``tiertrace-tier-operations``): per tier and
   ``db.operation.name``: throughput, latency percentiles (with exemplars), hit rate and errors
   by ``error.type``, and a summary table over the time range.
@@ -82,6 +83,8 @@ from tiertrace._contract.names import (
     PATTERN,
     SELF_ERRORS,
     SERVED_BY,
+    TTL,
+    WHATIF_GAUGES,
     label,
 )
 from tiertrace._contract.promql import (
@@ -294,6 +297,9 @@ def memory_tiers() -> Json:
     monthly = [(cost(TIER, a, RI, MONTH_DAYS), "{{tiertrace_tier}}")]
     monthly.append((cost((), a, RI, MONTH_DAYS), "total"))
     ce, l1, ms = (t.prometheus_value for t in (CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY))
+    whatif = [
+        (f"max by ({label(TTL)}) ({m.prometheus}{{{JOB}, {INST}}})", "") for m in WHATIF_GAUGES
+    ]
     panels = [
         _panel("piechart", "Lookups served by", "Lookups per second by the tier that served "
                "them (none: every tier missed), averaged over the time range.", "ops", (6, 8),
@@ -341,9 +347,38 @@ def memory_tiers() -> Json:
                 [(errors, "{{tiertrace_component}}")]),
         _series("Access errors by error type", "Failed accesses per second by tier and "
                 "error.type.", "ops", (12, 7), [(failed, "{{tiertrace_tier}} {{error_type}}")]),
+        _ttl_curve(whatif, ce),
     ]  # fmt: skip
     desc = "Redis L1, PostgreSQL L2, Chroma L3: who serves lookups, latency, hit rate, cost."
     return _dashboard("tiertrace-memory-tiers", "Memory tiers", desc, panels, _variables())
+
+
+def _ttl_curve(queries: Sequence[Query], ce: float) -> Json:
+    """The TTL what-if as bars per TTL: predicted cache effectiveness (left axis, target
+    line) and cost per day (right axis), TTLs in ascending order."""
+    names = ["TTL (s)", "Predicted cache effectiveness", "Predicted cost per day"]
+    unit = {names[1]: "percentunit", names[2]: "currencyUSD"}
+    overrides = [{"matcher": {"id": "byName", "options": n}, "properties": [
+        {"id": "unit", "value": u}, *([{"id": "custom.axisPlacement", "value": "right"}]
+                                      if u == "currencyUSD" else [])]}
+        for n, u in unit.items()]  # fmt: skip
+    rename = {label(TTL): names[0], "Value #A": names[1], "Value #B": names[2]}
+    transformations = [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": rename}},
+        {"id": "convertFieldType", "options": {
+            "conversions": [{"targetField": names[0], "destinationType": "number"}]}},
+        {"id": "sortBy", "options": {"sort": [{"field": names[0], "desc": False}]}},
+    ]  # fmt: skip
+    options = {"xField": names[0], "legend": LEGEND, "tooltip": TOOLTIP, "showValue": "never"}
+    return _panel("barchart", "TTL what-if", "What the observed traffic would have had with "
+                  "each level-1 TTL (a sampled cache-aside replay: TTL from fill, not refreshed "
+                  "by reads; no eviction; this process's reads). Dashed on the left axis: the "
+                  f"cache-effectiveness target ({ce:.0%}). `tiertrace report` shows the sample "
+                  "size and the confidence band.", "percentunit", (24, 9), queries,
+                  table=True, overrides=overrides, steps=[(None, "red"), (ce, "green")],
+                  defaults={"custom": {"thresholdsStyle": {"mode": "dashed"}}},
+                  options=options, transformations=transformations)  # fmt: skip
 
 
 def tier_operations() -> Json:

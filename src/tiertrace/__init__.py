@@ -99,6 +99,7 @@ def init(
     advisor_window_s: float | None = None,
     advisor_capacity: int | None = None,
     advisor_min_accesses: int | None = None,
+    whatif_sample_rate: float | None = None,
     stats_window: int | None = None,
     min_projection_window_s: float | None = None,
     target_cache_effectiveness: float | None = None,
@@ -134,6 +135,8 @@ def init(
         advisor_window_s: the advisor's sliding window (3600 s).
         advisor_capacity: keys the advisor tracks at most (10,000).
         advisor_min_accesses: reads before a key can be suggested (10).
+        whatif_sample_rate: share of Redis (L1) keys the TTL what-if replays, chosen by a stable
+            hash of the key (1/64; 1 keeps every key); raw keys never leave the process.
         stats_window: lookups in the rolling window of `stats` (1,000).
         min_projection_window_s: seconds a tier must be observed before `stats` and
             ``tiertrace report`` project its cost per day (60). Until then its
@@ -226,6 +229,14 @@ def stats() -> dict[str, Any]:
         until the tier has been observed for ``min_projection_window_s`` (60 s). The view's
         total is None while any tier with traffic is still collecting.
 
+        ``ttl_curve``: the TTL what-if, one row per candidate TTL with ``ttl_s``,
+        ``l1_hit_rate``, ``cache_effectiveness``, ``cost_per_day_usd``,
+        ``savings_per_day_usd``, ``sampled_keys``, ``sampled_reads``, ``observed`` and a 95 %
+        band (``*_low`` / ``*_high``); ``[]`` before ``min_projection_window_s`` of sampled L1
+        reads. ``whatif`` says why (``status``: ``collecting``, ``ready`` …), the sample, the
+        observed TTL, the TTL the cache-effectiveness target needs, the model's assumptions
+        and the prices used.
+
     Example:
         ```python
         snap = tiertrace.stats()
@@ -240,6 +251,9 @@ def stats() -> dict[str, Any]:
     try:
         h.grouper.flush(everything=False)
         snap = h.stats.snapshot()
+        curve = h.whatif.rows() if h.whatif is not None else []
+        snap["ttl_curve"] = curve
+        snap["whatif"] = h.whatif.summary(curve) if h.whatif is not None else {"status": "off"}
         snap["suggestions"] = [_suggestion_dict(s) for s in suggestions()]
         return snap
     except Exception as fault:

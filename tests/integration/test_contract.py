@@ -63,6 +63,9 @@ DESIGN_4 = {
     "tiertrace.advisor.candidate.cost_savings.usd": (
         "gauge", "{USD}", "tiertrace_advisor_candidate_cost_savings_usd"),
     "tiertrace.self.errors": ("counter", "{error}", "tiertrace_self_errors_total"),
+    "tiertrace.whatif.cache_effectiveness": (
+        "gauge", "{ratio}", "tiertrace_whatif_cache_effectiveness"),
+    "tiertrace.whatif.cost.usd": ("gauge", "{USD}", "tiertrace_whatif_cost_usd"),
 }  # fmt: skip
 SPECS = {i.name: i for i in names.INSTRUMENTS}
 KINDS = {
@@ -225,12 +228,13 @@ def test_dashboard_queries_come_from_the_builders(monkeypatch: pytest.MonkeyPatc
     exprs = [t["expr"] for b in boards.values() for p in b["panels"] for t in p["targets"]]
     assert len(exprs) > 25
     others = [e for e in exprs if e not in built]
-    # the only hand-written queries: advisor gauges (the table and the top 10) and the
-    # self-error increase
-    assert len(others) == 5, others
+    # the only hand-written queries: advisor gauges (the table and the top 10), the what-if
+    # gauges and the self-error increase
+    assert len(others) == 7, others
+    gauges = (*names.ADVISOR_GAUGES, *names.WHATIF_GAUGES, names.SELF_ERRORS)
     for expr in others:
         assert "rate(" not in expr and "histogram_quantile" not in expr, expr
-        assert any(i.prometheus in expr for i in (*names.ADVISOR_GAUGES, names.SELF_ERRORS)), expr
+        assert any(i.prometheus in expr for i in gauges), expr
     sel = ('job=~"$job"', 'instance=~"$instance"', 'tiertrace_tier=~"$tier"')
     ri = "$__rate_interval"
     for needed in (

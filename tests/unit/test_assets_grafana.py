@@ -28,12 +28,14 @@ CONTRACT_METRICS = {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "c
     "tiertrace_advisor_candidate_accesses",
     "tiertrace_advisor_candidate_latency_savings_seconds",
     "tiertrace_advisor_candidate_cost_savings_usd",
+    "tiertrace_whatif_cache_effectiveness",
+    "tiertrace_whatif_cost_usd",
 }
 CONTRACT_LABELS = {
     "tiertrace_tier", "tiertrace_tier_level", "tiertrace_hit", "db_system_name",
     "db_operation_name", "error_type", "tiertrace_served_by", "tiertrace_served_by_level",
     "tiertrace_cache_hit", "tiertrace_query_type", "tiertrace_pattern", "tiertrace_component",
-    "job", "instance", "le",
+    "tiertrace_ttl", "job", "instance", "le",
 }  # fmt: skip
 GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
 

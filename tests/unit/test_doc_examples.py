@@ -22,6 +22,7 @@ EXAMPLES = {
     "tiertrace._core.sanitize.sql": 2,
     "tiertrace._core.errors": 1,
     "tiertrace._advisor.advisor": 8,
+    "tiertrace._advisor.whatif": 7,
     "tiertrace._contract.names": 2,
     "tiertrace._contract.promql": 1,
     "tiertrace._contract.targets": 1,

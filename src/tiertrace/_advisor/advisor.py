@@ -77,7 +77,9 @@ read the recorder's read-only `tiertrace._advisor.recorder.Window` snapshot and 
 tables.
 
 `Advisor.suggestions` lists pre-cache findings first (latency saved, then cost saved,
-descending), then cost-share, l1-hit-rate, wasted-fills, top-latency and top-cost;
+descending), then cost-share, l1-hit-rate, ttl (the smallest TTL that reaches the
+cache-effectiveness target, from the TTL what-if of `tiertrace._advisor.whatif`),
+wasted-fills, top-latency and top-cost;
 `Advisor.candidates` gives the first ``top_n`` pre-cache findings: what the
 ``tiertrace.advisor.candidate.*`` gauges report.
 """
@@ -85,7 +87,8 @@ descending), then cost-share, l1-hit-rate, wasted-fills, top-latency and top-cos
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from tiertrace._advisor.findings import Suggestion, Thresholds, findings, pre_cache
 from tiertrace._advisor.recorder import Recorder, Window
@@ -113,6 +116,7 @@ class Advisor:
         min_accesses: int = 10,
         top_n: int = 20,
         l1_hit_rate_target: float = 0.40,
+        cache_effectiveness_target: float = 0.70,
         clock: Callable[[], float] = time.monotonic,
         buckets: int = 60,
         pattern_capacity: int = 1_000,
@@ -137,7 +141,10 @@ class Advisor:
             max(int(min_accesses), 1),
             float(l1_hit_rate_target),
             recorder.bucket_s if fill_grace_s is None else float(fill_grace_s),
+            float(cache_effectiveness_target),
         )
+        # the TTL what-if's rows (set by the runtime; see `tiertrace._advisor.whatif`)
+        self.ttl_curve: Callable[[], Sequence[Mapping[str, Any]]] | None = None
 
     @property
     def faults(self) -> int:
@@ -154,5 +161,6 @@ class Advisor:
 
     def suggestions(self) -> list[Suggestion]:
         """Every current finding: pre-cache first (biggest savings first), then cost-share,
-        l1-hit-rate, wasted-fills, top-latency and top-cost."""
-        return findings(self.window(), self.thresholds)
+        l1-hit-rate, ttl, wasted-fills, top-latency and top-cost."""
+        curve = self.ttl_curve() if self.ttl_curve is not None else ()
+        return findings(self.window(), self.thresholds, curve)

@@ -10,11 +10,13 @@ the guide of `tiertrace._advisor.advisor`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tiertrace._advisor.recorder import PatternView, TierView, Window
+from tiertrace._advisor.whatif import fmt_ttl, target_ttl
+from tiertrace._contract.targets import CACHE_EFFECTIVENESS
 
 _DAY = 86_400.0
 _TOP_PATTERNS = 5
@@ -38,7 +40,7 @@ SUGGESTION_FIELDS = (
 class Suggestion:
     """One advisor finding; ``kind`` says which rule produced it."""
 
-    kind: str  # pre-cache | cost-share | l1-hit-rate | wasted-fills | top-latency | top-cost
+    kind: str  # pre-cache | cost-share | l1-hit-rate | ttl | wasted-fills | top-latency | top-cost
     pattern: str  # template or fingerprint ("*" when about a whole tier); never a raw key
     tier: str  # tier the finding is about (for pre-cache: the tier serving it today)
     message: str  # one sentence for people
@@ -56,6 +58,7 @@ class Thresholds(NamedTuple):
     min_accesses: int
     l1_hit_rate_target: float
     fill_grace_s: float  # a fill younger than this is not yet counted as wasted
+    cache_effectiveness_target: float = CACHE_EFFECTIVENESS.value
 
 
 class L1Info(NamedTuple):
@@ -78,14 +81,18 @@ def l1_info(w: Window) -> L1Info:
     return L1Info(best[1], lat, tot[2] / tot[0])
 
 
-def findings(w: Window, th: Thresholds) -> list[Suggestion]:
+def findings(
+    w: Window, th: Thresholds, ttl_curve: Sequence[Mapping[str, Any]] = ()
+) -> list[Suggestion]:
     """Every finding of ``w``: pre-cache first (biggest savings first), then cost-share,
-    l1-hit-rate, wasted-fills, top-latency and top-cost."""
+    l1-hit-rate, ttl (from ``ttl_curve``, the what-if's rows), wasted-fills, top-latency and
+    top-cost."""
     l1 = l1_info(w)
     return [
         *pre_cache(w, th, l1),
         *cost_share(w, th),
         *l1_hit_rate(w, th),
+        *ttl_choice(ttl_curve, th, l1.name),
         *wasted_fills(w, th, l1),
         *top_patterns(w, 2, "latency"),
         *top_patterns(w, 3, "cost"),
@@ -216,6 +223,71 @@ def l1_hit_rate(w: Window, th: Thresholds) -> list[Suggestion]:
         pattern = misses[0][1] if misses else "*"
         out.append(Suggestion("l1-hit-rate", pattern, name, msg, int(reads), evidence))
     return out
+
+
+def ttl_choice(rows: Sequence[Mapping[str, Any]], th: Thresholds, tier: str) -> list[Suggestion]:
+    """The smallest TTL whose predicted cache effectiveness beats the target, with what it
+    saves per day; or, when none does, that the misses are cold keys. ``[]`` without a curve.
+
+    ``rows`` are ``stats()["ttl_curve"]`` (see `tiertrace._advisor.whatif`).
+    """
+    if not rows:
+        return []
+    target = th.cache_effectiveness_target
+    reach, best = target_ttl([dict(r) for r in rows], target)
+    now = next((r for r in rows if r.get("observed")), None)
+    today = (
+        f"; today {now['cache_effectiveness'] * 100:.0f} % at TTL {fmt_ttl(now['ttl_s'])}"
+        if now is not None
+        else ""
+    )
+    sample = f"{rows[0]['sampled_keys']} sampled keys"
+    if reach is None:
+        assert best is not None
+        msg = (
+            f"No TTL reaches the {target * 100:.0f} % cache-effectiveness target: the misses "
+            f"are cold keys (best: {best['cache_effectiveness'] * 100:.0f} % at TTL "
+            f"{fmt_ttl(best['ttl_s'])}{today}; {sample})"
+        )
+        chosen, ttl, save = best, None, 0.0
+    else:
+        save = float(reach["savings_per_day_usd"])
+        money = f"saves ${_num(save)}" if save >= 0 else f"costs ${_num(-save)} more"
+        msg = (
+            f"TTL {fmt_ttl(reach['ttl_s'])} is the smallest that reaches the "
+            f"{target * 100:.0f} % cache-effectiveness target: predicted "
+            f"{reach['cache_effectiveness'] * 100:.0f} % "
+            f"({reach['cache_effectiveness_low'] * 100:.0f}–"
+            f"{reach['cache_effectiveness_high'] * 100:.0f} %){today}; {money} per day "
+            f"({sample})"
+        )
+        chosen, ttl = reach, float(reach["ttl_s"])
+    evidence = {
+        "predicted_cache_effectiveness": float(chosen["cache_effectiveness"]),
+        "predicted_cache_effectiveness_low": float(chosen["cache_effectiveness_low"]),
+        "predicted_cache_effectiveness_high": float(chosen["cache_effectiveness_high"]),
+        "predicted_l1_hit_rate": float(chosen["l1_hit_rate"]),
+        "predicted_cost_per_day_usd": float(chosen["cost_per_day_usd"]),
+        "target": target,
+        "sampled_keys": float(chosen["sampled_keys"]),
+        "sampled_reads": float(chosen["sampled_reads"]),
+    }
+    if now is not None:
+        evidence["observed_ttl_s"] = float(now["ttl_s"])
+        evidence["predicted_at_observed_ttl"] = float(now["cache_effectiveness"])
+    return [
+        Suggestion(
+            "ttl",
+            "*",
+            tier,
+            msg,
+            int(chosen["sampled_reads"]),
+            evidence,
+            ttl,
+            0.0,
+            save,
+        )
+    ]
 
 
 def wasted_fills(w: Window, th: Thresholds, l1: L1Info | None = None) -> list[Suggestion]:

@@ -9,7 +9,9 @@ The page has the widgets of the "Memory tiers" Grafana dashboard — served-by p
 (``#served-by-pie``), latency bars per tier with mean / p50 / p95 (``#latency-bars``), cache
 effectiveness gauge with its 70 % mark (``#cache-gauge``), one card per tier with hit rate,
 mean latency, accesses and cost per day (``#tier-cards``), every one of the advisor's
-suggestions (``#suggestions``) — plus the daily and monthly cost projection
+suggestions (``#suggestions``), the TTL what-if (``#ttl-curve``: predicted cache
+effectiveness per level-1 TTL with its 95 % band, the target line, the observed TTL, the cost
+per day and the sample size) — plus the daily and monthly cost projection
 (``#cost-projection``: "collecting (N s of 60 s)" until a tier has been observed long enough,
 the prices used and how to set real ones) and the targets. It is a single file with inline
 CSS and inline SVG only: no script, no font, no stylesheet or image from anywhere else, so it
@@ -22,10 +24,12 @@ import math
 from html import escape
 from typing import Any
 
+from tiertrace._advisor.whatif import fmt_ttl, target_ttl
 from tiertrace._cli.report import (
     TARGET_LABELS,
     fmt_target,
     money,
+    num,
     price_lines,
     source_line,
     tier_projection,
@@ -253,6 +257,127 @@ def suggestions(report: dict[str, Any]) -> str:
     return f'<section id="suggestions" class="wide"><h2>Suggestions ({count})</h2>{body}</section>'
 
 
+def ttl_curve(report: dict[str, Any]) -> str:
+    """The TTL what-if: effectiveness per TTL (log axis) with its band, target and cost."""
+    rows = sorted(report.get("ttl_curve") or [], key=lambda r: num(r.get("ttl_s")))
+    meta = report.get("whatif") or {}
+    if not rows:
+        status = str(meta.get("status") or "no curve in this report")
+        if status == "collecting":
+            status = (
+                f"collecting: no prediction before {num(meta.get('min_window_s')):g} s of "
+                f"sampled L1 reads"
+            )
+        return (
+            '<section id="ttl-curve" class="wide"><h2>TTL what-if</h2>'
+            f"<p>{escape(status)}</p></section>"
+        )
+    target = num(meta.get("target_cache_effectiveness") or 0.7)
+    w, h, left, right, top, bottom = 960, 300, 56, 70, 14, 40
+    lo, hi = math.log10(num(rows[0]["ttl_s"])), math.log10(num(rows[-1]["ttl_s"]))
+    span = hi - lo or 1.0
+    top_cost = max(num(r["cost_per_day_usd_high"]) for r in rows) or 1.0
+
+    def x(ttl: float) -> float:
+        return left + (math.log10(ttl) - lo) / span * (w - left - right)
+
+    def y(share: float) -> float:
+        return top + (1 - share) * (h - top - bottom)
+
+    def yc(usd: float) -> float:
+        return top + (1 - usd / top_cost) * (h - top - bottom)
+
+    parts = []
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{left}" y1="{y(tick):.1f}" x2="{w - right}" y2="{y(tick):.1f}" '
+            f'stroke="#e9ecef"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" '
+            f'text-anchor="end">{tick * 100:.0f} %</text>'
+            f'<text x="{w - right + 6}" y="{yc(tick * top_cost) + 4:.1f}" font-size="11" '
+            f'fill="#e67700">{escape(money(tick * top_cost))}</text>'
+        )
+    for r in rows:
+        ttl = num(r["ttl_s"])
+        parts.append(
+            f'<text x="{x(ttl):.1f}" y="{h - bottom + 16}" font-size="11" '
+            f'text-anchor="middle">{escape(fmt_ttl(ttl).replace(" ", ""))}</text>'
+        )
+    band = [(x(num(r["ttl_s"])), y(num(r["cache_effectiveness_high"]))) for r in rows]
+    band += [(x(num(r["ttl_s"])), y(num(r["cache_effectiveness_low"]))) for r in rows[::-1]]
+    parts.append(
+        '<polygon fill="#2b8a3e" fill-opacity="0.18" points="'
+        + " ".join(f"{a:.1f},{b:.1f}" for a, b in band)
+        + '"><title>95 % band</title></polygon>'
+    )
+    line = " ".join(
+        f"{x(num(r['ttl_s'])):.1f},{y(num(r['cache_effectiveness'])):.1f}" for r in rows
+    )
+    cost = " ".join(f"{x(num(r['ttl_s'])):.1f},{yc(num(r['cost_per_day_usd'])):.1f}" for r in rows)
+    parts.append(f'<polyline fill="none" stroke="#e67700" stroke-dasharray="5 4" points="{cost}"/>')
+    parts.append(f'<polyline fill="none" stroke="#2b8a3e" stroke-width="2.5" points="{line}"/>')
+    parts.append(
+        f'<line x1="{left}" y1="{y(target):.1f}" x2="{w - right}" y2="{y(target):.1f}" '
+        f'stroke="#c92a2a" stroke-dasharray="6 4"/><text x="{left + 4}" y="{y(target) - 5:.1f}" '
+        f'font-size="11" fill="#c92a2a">target {target * 100:.0f} %</text>'
+    )
+    for r in rows:
+        ttl, share = num(r["ttl_s"]), num(r["cache_effectiveness"])
+        tip = escape(
+            f"TTL {fmt_ttl(ttl)}: cache effectiveness {share * 100:.1f} % "
+            f"({num(r['cache_effectiveness_low']) * 100:.1f}–"
+            f"{num(r['cache_effectiveness_high']) * 100:.1f} %), L1 hit rate "
+            f"{num(r['l1_hit_rate']) * 100:.1f} %, {money(num(r['cost_per_day_usd']))} per day"
+        )
+        big = bool(r.get("observed"))
+        parts.append(
+            f'<circle cx="{x(ttl):.1f}" cy="{y(share):.1f}" r="{6 if big else 3.5}" '
+            f'fill="{"#fff" if big else "#2b8a3e"}" stroke="#2b8a3e" stroke-width="2">'
+            f"<title>{tip}</title></circle>"
+        )
+        if big:
+            parts.append(
+                f'<text x="{x(ttl):.1f}" y="{y(share) + 20:.1f}" font-size="11" '
+                f'text-anchor="middle">observed</text>'
+            )
+    svg = (
+        f'<svg viewBox="0 0 {w} {h}" width="100%" style="max-height:340px" role="img">'
+        f"{''.join(parts)}</svg>"
+    )
+    reach, best = target_ttl(rows, target)
+    if reach is not None:
+        verdict = (
+            f"The {target * 100:.0f} % target needs TTL {fmt_ttl(num(reach['ttl_s']))}: "
+            f"predicted {num(reach['cache_effectiveness']) * 100:.1f} % "
+            f"({num(reach['cache_effectiveness_low']) * 100:.1f}–"
+            f"{num(reach['cache_effectiveness_high']) * 100:.1f} %), saves "
+            f"{money(num(reach['savings_per_day_usd']))} per day."
+        )
+    else:
+        assert best is not None
+        verdict = (
+            f"No TTL reaches the {target * 100:.0f} % target: the misses are cold keys (best "
+            f"{num(best['cache_effectiveness']) * 100:.1f} % at TTL {fmt_ttl(num(best['ttl_s']))})."
+        )
+    reads = max(num(r.get("sampled_reads")) for r in rows)
+    sample = (
+        f"Sample: {num(rows[0].get('sampled_keys')):,.0f} keys, {reads:,.0f} reads "
+        f"(rate {num(meta.get('sample_rate')):g}). Shaded: 95 % band over the sampled keys. "
+        f"Dashed orange: cost per day of every tier (right axis). "
+        f"Model: {meta.get('model') or 'see tiertrace._advisor.whatif'}."
+    )
+    legend = (
+        '<ul class="legend"><li><span class="sw" style="background:#2b8a3e"></span>predicted '
+        'cache effectiveness</li><li><span class="sw" style="background:#e67700"></span>'
+        'predicted cost per day</li><li><span class="sw" style="background:#c92a2a"></span>'
+        "target</li></ul>"
+    )
+    return (
+        f'<section id="ttl-curve" class="wide"><h2>TTL what-if (level 1)</h2>'
+        f"<p><strong>{escape(verdict)}</strong></p>{svg}{legend}"
+        f"<p><small>{escape(sample)}</small></p></section>"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole page (see the module documentation)."""
     subtitle = source_line(report).removeprefix("tiertrace report: ")
@@ -265,6 +390,7 @@ def render_html(report: dict[str, Any]) -> str:
         + targets(report)
         + costs(report)
         + cards(report)
+        + ttl_curve(report)
         + suggestions(report)
     )
     return (

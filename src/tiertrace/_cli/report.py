@@ -14,7 +14,9 @@ cost per day; which tier served the lookups; the three targets (cache effectiven
 mean lookup latency < 50 ms, L1 hit rate > 40 %, or the thresholds recorded in the snapshot)
 met or missed; the daily and monthly (30 days) cost projection per tier and in total, at the
 observed rate; the prices the costs were computed with and how to set real ones; and the
-advisor's suggestions, pre-cache candidates first.
+advisor's suggestions, pre-cache candidates first; and, from a snapshot, the TTL what-if:
+the smallest level-1 TTL that reaches the cache-effectiveness target, with the predicted curve,
+its sample size and 95 % band.
 
 Cost projections follow DESIGN §5: a tier's cost per day is its cost over the time that tier
 was actually observed, and there is no number — the report says ``collecting (N s of 60 s)``
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from tiertrace._advisor.findings import SUGGESTION_FIELDS
+from tiertrace._advisor.whatif import fmt_ttl, target_ttl
 from tiertrace._contract.promql import MONTH_DAYS
 from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
 
@@ -158,6 +161,9 @@ def from_snapshot(
     report["targets"] = evaluate(report, thresholds(snap))
     if isinstance(snap.get("demo"), dict):
         report["demo"] = snap["demo"]
+    curve = snap.get("ttl_curve")
+    report["ttl_curve"] = [r for r in curve if isinstance(r, dict)] if curve else []
+    report["whatif"] = snap["whatif"] if isinstance(snap.get("whatif"), dict) else {}
     return report
 
 
@@ -375,6 +381,7 @@ def render_text(report: dict[str, Any]) -> str:
             + (f" in {report['elapsed_s']:,.1f} s" if report["elapsed_s"] else "")
         )
     lines += ["", *price_lines(report)]
+    lines += ["", *whatif_lines(report)]
     lines += ["", "suggestions:"]
     if not report["suggestions"]:
         lines.append("  none")
@@ -392,3 +399,60 @@ def _pair(day: str, row: dict[str, Any], report: dict[str, Any], tier: bool) -> 
         return f"{day:>30}"
     month = tier_projection(report, row, True) if tier else total_projection(report, True)
     return f"{day:>14}{month:>16}"
+
+
+def whatif_lines(report: dict[str, Any]) -> list[str]:
+    """The TTL what-if: the TTL the target needs, and the curve with its band and sample."""
+    rows, meta = report.get("ttl_curve") or [], report.get("whatif") or {}
+    lines = ["TTL what-if (level 1):"]
+    if not rows:
+        status = meta.get("status")
+        if status == "collecting":
+            lines.append(
+                f"  collecting: no prediction before {num(meta.get('min_window_s')):g} s of "
+                f"sampled L1 reads ({num(meta.get('observed_s')):.0f} s so far)"
+            )
+        else:
+            lines.append(f"  not available ({status or 'no curve in this snapshot'})")
+        return lines
+    target = num(meta.get("target_cache_effectiveness") or CACHE_EFFECTIVENESS.value)
+    reach, best = target_ttl(rows, target)
+    if reach is not None:
+        lines.append(
+            f"  the {target * 100:.0f} % cache-effectiveness target needs TTL "
+            f"{fmt_ttl(num(reach['ttl_s']))}: predicted "
+            f"{num(reach['cache_effectiveness']) * 100:.1f} % "
+            f"(95 % band {num(reach['cache_effectiveness_low']) * 100:.1f}–"
+            f"{num(reach['cache_effectiveness_high']) * 100:.1f} %), "
+            f"saves {money(num(reach['savings_per_day_usd']))} per day"
+        )
+    elif best is not None:
+        lines.append(
+            f"  no TTL reaches the {target * 100:.0f} % target: the misses are cold keys "
+            f"(best {num(best['cache_effectiveness']) * 100:.1f} % at TTL "
+            f"{fmt_ttl(num(best['ttl_s']))})"
+        )
+    observed = meta.get("observed_ttl_s")
+    rate = num(meta.get("sample_rate"))
+    lines.append(
+        f"  sample: {num(rows[0].get('sampled_keys')):,.0f} keys, "
+        f"{max(num(r.get('sampled_reads')) for r in rows):,.0f} reads (rate {rate:g}); "
+        f"observed TTL {fmt_ttl(num(observed)) if observed else 'none seen'}"
+    )
+    lines.append(f"  {'TTL':>8}{'L1 hit rate':>13}{'effectiveness':>15}{'95 % band':>15}"
+                 f"{'cost/day':>12}")  # fmt: skip
+    for r in rows:
+        mark = " *" if r.get("observed") else ""
+        band = (
+            f"{num(r['cache_effectiveness_low']) * 100:.1f}–"
+            f"{num(r['cache_effectiveness_high']) * 100:.1f} %"
+        )
+        lines.append(
+            f"  {fmt_ttl(num(r['ttl_s'])):>8}{num(r['l1_hit_rate']) * 100:>11.1f} %"
+            f"{num(r['cache_effectiveness']) * 100:>13.1f} %{band:>15}"
+            f"{money(num(r['cost_per_day_usd'])):>12}{mark}"
+        )
+    lines.append(
+        "  (* observed TTL) model: " + str(meta.get("model") or "see tiertrace._advisor.whatif")
+    )
+    return lines

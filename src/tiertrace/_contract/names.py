@@ -52,6 +52,7 @@ CACHE_HIT = "tiertrace.cache_hit"
 QUERY_TYPE = "tiertrace.query_type"
 PATTERN = "tiertrace.pattern"
 COMPONENT = "tiertrace.component"
+TTL = "tiertrace.ttl"
 DB_SYSTEM = "db.system.name"
 DB_COLLECTION = "db.collection.name"
 SPAN_COST = "tiertrace.cost"
@@ -138,6 +139,22 @@ ADVISOR_COST_SAVINGS = Instrument(
     "tiertrace_advisor_candidate_cost_savings_usd",
     (PATTERN, TIER),
 )
+WHATIF_EFFECTIVENESS = Instrument(
+    "tiertrace.whatif.cache_effectiveness",
+    "gauge",
+    "{ratio}",
+    "Cache effectiveness the observed traffic would have had with this L1 TTL (what-if)",
+    "tiertrace_whatif_cache_effectiveness",
+    (TTL,),
+)
+WHATIF_COST = Instrument(
+    "tiertrace.whatif.cost.usd",
+    "gauge",
+    "{USD}",
+    "Cost per day of every tier the observed traffic would have had with this L1 TTL (what-if)",
+    "tiertrace_whatif_cost_usd",
+    (TTL,),
+)
 SELF_ERRORS = Instrument(
     "tiertrace.self.errors",
     "counter",
@@ -162,6 +179,8 @@ INSTRUMENTS: tuple[Instrument, ...] = (
     ADVISOR_ACCESSES,
     ADVISOR_LATENCY_SAVINGS,
     ADVISOR_COST_SAVINGS,
+    WHATIF_EFFECTIVENESS,
+    WHATIF_COST,
     SELF_ERRORS,
 )
 """The instruments of DESIGN §4 (``db.client.operation.duration`` is opt-in and not listed)."""
@@ -171,3 +190,9 @@ ADVISOR_GAUGES: tuple[Instrument, ...] = (
     ADVISOR_LATENCY_SAVINGS,
     ADVISOR_COST_SAVINGS,
 )
+
+WHATIF_GAUGES: tuple[Instrument, ...] = (WHATIF_EFFECTIVENESS, WHATIF_COST)
+"""The TTL what-if's gauges: one series per candidate TTL (at most 16), ``ttl`` in seconds.
+
+A predicted ratio has no counts to divide in PromQL, so cache effectiveness is a gauge here;
+its unit is the annotation ``{ratio}`` (no ``_ratio`` suffix in Prometheus)."""

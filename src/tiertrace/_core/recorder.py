@@ -96,6 +96,7 @@ class Access:
         "t0",
         "target",
         "tier",
+        "ttl_s",
     )
 
     def __init__(
@@ -116,6 +117,7 @@ class Access:
         self.keys_requested: int | None = None
         self.keys_hit: int | None = None
         self.key: str | None = None
+        self.ttl_s: float | None = None  # the TTL a write sets (Redis SET EX …), for the what-if
         self.pattern = target
         self.read = False
         self.duration_s = 0.0

@@ -24,6 +24,8 @@ settings, ``OTEL_SERVICE_NAME`` …).
   ``TIERTRACE_PRICES="redis=0.0002,postgresql=0.002,chroma=0.02,redis:GET=0.0001"``
 * ``target_cache_effectiveness``, ``target_lookup_latency_ms``, ``target_l1_hit_rate`` — the
   performance targets (0.70, 50 ms, 0.40)
+* ``whatif_sample_rate`` — share of Redis (L1) keys the TTL what-if replays, by a stable hash
+  of the key (1/64 = 0.015625; 1 keeps every key; see `tiertrace._advisor.whatif`)
 * ``semconv_metrics`` — also record ``db.client.operation.duration`` (false)
 * ``instrument`` — which client libraries to instrument (every installed one of
   ``redis,psycopg,chroma``; the variable takes a comma-separated list)
@@ -42,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from tiertrace._advisor.whatif import DEFAULT_RATE
 from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
 from tiertrace._core.errors import ConfigError
 from tiertrace._core.tiers import DEFAULT_TIERS, Tier, validate_tiers
@@ -75,6 +78,7 @@ class Settings:
     advisor_window_s: float = 3600.0
     advisor_capacity: int = 10_000
     advisor_min_accesses: int = 10
+    whatif_sample_rate: float = DEFAULT_RATE
     stats_window: int = 1000
     min_projection_window_s: float = 60.0
     target_cache_effectiveness: float = CACHE_EFFECTIVENESS.value
@@ -233,6 +237,10 @@ def _check(name: str, value: Any, origin: str) -> Any:
         isinstance(value, int) and not isinstance(value, bool) and value >= 1
     ):
         raise bad("use a whole number >= 1")
+    if name == "whatif_sample_rate" and not (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+    ):
+        raise bad("use a share of keys with 0 < rate <= 1 (1/64 = 0.015625; 1 keeps every key)")
     if name in _RATIO_TARGETS and not (isinstance(value, (int, float)) and 0 <= value <= 1):
         raise bad("use a ratio between 0 and 1")
     return value

@@ -21,6 +21,7 @@ from tiertrace._runtime.bridge import Source
 from tiertrace._runtime.config import Settings
 from tiertrace._runtime.providers import Telemetry, export_timeout_s
 from tiertrace._runtime.stats import Stats
+from tiertrace._runtime.whatif import make_whatif
 
 
 class Handle:
@@ -39,6 +40,11 @@ class Handle:
         self.telemetry = Telemetry(settings, installed, source)
         self.stats = Stats(settings)
         self.advisor = _make_advisor(settings)
+        # the TTL what-if: replays sampled L1 reads (None without the advisor or a Redis L1)
+        self.whatif = make_whatif(settings, self.stats)
+        self._whatif_observe = self.whatif.sim.observe if self.whatif is not None else None
+        if self.advisor is not None and self.whatif is not None:
+            self.advisor.ttl_curve = self.whatif.rows
         self.emitter = Emitter(
             self.telemetry, self.stats, self.advisor, settings.single_access_events
         )
@@ -78,6 +84,9 @@ class Handle:
                 acc.hit,
                 not acc.read,
             )
+        whatif = self._whatif_observe
+        if whatif is not None and acc.level == 1 and acc.error_type is None:
+            whatif(acc.key, acc.read, acc.ttl_s, acc.op)
 
     def close_pending(self) -> None:
         """Close every pending lookup and psycopg access with what is known now."""
@@ -104,4 +113,5 @@ def _make_advisor(settings: Settings) -> Advisor | None:
         min_accesses=settings.advisor_min_accesses,
         on_error=lambda exc: recorder.report_fault("advisor", exc),
         l1_hit_rate_target=settings.target_l1_hit_rate,
+        cache_effectiveness_target=settings.target_cache_effectiveness,
     )

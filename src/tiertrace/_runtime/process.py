@@ -37,6 +37,9 @@ from tiertrace._contract.names import (
     PATTERN,
     TIER,
     TIER_LEVEL,
+    TTL,
+    WHATIF_COST,
+    WHATIF_EFFECTIVENESS,
 )
 from tiertrace._core import recorder
 from tiertrace._core.binding import TIERS
@@ -153,6 +156,8 @@ def _wire(h: Handle) -> None:
         tel.observe(COST.name, COST.kind, COST.unit, COST.description, _costs)
     for gauge, field in _GAUGES:
         tel.observe(gauge.name, gauge.kind, gauge.unit, gauge.description, _candidates(field))
+    for gauge, field in _WHATIF:
+        tel.observe(gauge.name, gauge.kind, gauge.unit, gauge.description, _ttl_points(field))
     for client in s.instrument:
         cls = registry.load(client)
         if cls is None:  # the client library is not installed
@@ -194,6 +199,22 @@ def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
                 float(getattr(c, field)),
                 {PATTERN: c.pattern, TIER: c.tier},
             )
+
+    return produce
+
+
+_WHATIF = ((WHATIF_EFFECTIVENESS, "cache_effectiveness"), (WHATIF_COST, "cost_per_day_usd"))
+
+
+def _ttl_points(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]]]]:
+    """One point per candidate TTL of the live handle's what-if (none before its window)."""
+
+    def produce() -> Iterable[tuple[float, dict[str, Any]]]:
+        h = _PROCESS.handle
+        if h is None or h.whatif is None:
+            return
+        for row in h.whatif.rows():
+            yield float(row[field]), {TTL: f"{row['ttl_s']:g}"}
 
     return produce
 

@@ -92,6 +92,34 @@ def first_key(op: str, args: tuple[Any, ...]) -> Any:
     return args[1] if len(args) > 1 and op not in KEYLESS else None
 
 
+TTL_OPS = frozenset("SET SETEX PSETEX GETEX EXPIRE PEXPIRE".split())
+_TTL_UNIT = {"EX": 1.0, "PX": 0.001}
+
+
+def ttl(op: str, args: tuple[Any, ...]) -> float | None:
+    """The relative TTL (seconds) a command in `TTL_OPS` sets, or None.
+
+    ``SET k v EX s`` / ``PX ms``, ``GETEX k EX s`` / ``PX ms``, ``SETEX k s v``, ``PSETEX k ms v``,
+    ``EXPIRE k s``, ``PEXPIRE k ms``; absolute expiries (``EXAT``, ``PXAT``) are not relative TTLs.
+    """
+    try:
+        if op in ("SETEX", "EXPIRE"):
+            return float(args[2]) if len(args) > 2 else None
+        if op in ("PSETEX", "PEXPIRE"):
+            return float(args[2]) / 1000.0 if len(args) > 2 else None
+        for i in range(2, len(args) - 1):
+            word = args[i]
+            if isinstance(word, (str, bytes)) and len(word) == 2:
+                unit = _TTL_UNIT.get(
+                    (word.decode("ascii", "replace") if isinstance(word, bytes) else word).upper()
+                )
+                if unit is not None:
+                    return float(args[i + 1]) * unit
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
 def status(exc: BaseException) -> str | None:
     """The Redis error prefix (``WRONGTYPE``, ``ERR`` …), also inside a pipeline's error."""
     text = str(exc)

@@ -105,7 +105,11 @@ def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
     if kind == IGNORE:
         return None
     acc = _begin(instance, op, cmds.first_key(op, args), kind != WRITE)
-    return None if acc is None else (acc, (op, kind))
+    if acc is None:
+        return None
+    if op in cmds.TTL_OPS:
+        acc.ttl_s = cmds.ttl(op, args)
+    return acc, (op, kind)
 
 
 def _command_done(acc: _access.Access, spec: tuple[str, int], _inst: Any, reply: Any) -> None:
@@ -117,19 +121,24 @@ def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
     if not stack or not _access.active():
         return None  # an empty pipeline is not an access
     specs: list[tuple[str, int]] = []
-    key = None
+    key = ttl = None
     for entry in stack:
         args: tuple[Any, ...] = entry[0] if isinstance(entry, tuple) else entry.args
         op, kind = cmds.spec(args[0]) if args else ("", IGNORE)
         specs.append((op, kind))
         if key is None and kind != IGNORE:
             key = cmds.first_key(op, args)
+        if ttl is None and op in cmds.TTL_OPS:
+            ttl = cmds.ttl(op, args)
     transaction = getattr(instance, "transaction", False) or getattr(
         instance, "explicit_transaction", False
     )
     read = any(kind not in (IGNORE, WRITE) for _op, kind in specs)
     acc = _begin(instance, "MULTI" if transaction else "PIPELINE", key, read, len(stack))
-    return None if acc is None else (acc, specs)
+    if acc is None:
+        return None
+    acc.ttl_s = ttl
+    return acc, specs
 
 
 def _pipeline_done(acc: _access.Access, specs: Any, _inst: Any, replies: Any) -> None:
