@@ -36,6 +36,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
+from opentelemetry.context import Context
 from opentelemetry.trace import (
     INVALID_SPAN,
     NonRecordingSpan,
@@ -155,16 +156,26 @@ def configure(telemetry: Any, sink: Callable[[Access], None] | None) -> _State:
     return STATE
 
 
-def active() -> bool:
-    """Whether a call should be recorded now (init() done, not suppressed)."""
-    return STATE.enabled and not otel_context.get_value(SUPPRESS_KEY)
+def active() -> Context | None:
+    """The current context when a call should be recorded now (init() done, not suppressed),
+    else None; hand it to `start`, which then reads the current span from it."""
+    if not STATE.enabled:
+        return None
+    ctx = otel_context.get_current()
+    return None if ctx.get(SUPPRESS_KEY) else ctx
 
 
 Extra = dict[str, Any] | None
 
 
 def start(
-    tier: Tier, op: str, target: str, kind: SpanKind, extra: Extra = None, more: Extra = None
+    tier: Tier,
+    op: str,
+    target: str,
+    kind: SpanKind,
+    extra: Extra = None,
+    more: Extra = None,
+    ctx: Context | None = None,
 ) -> Access:
     """Open an access. Call `active()` first; `finish`/`fail` must follow.
 
@@ -174,7 +185,7 @@ def start(
     """
     st = STATE
     name = f"{op} {target}" if target else op
-    parent = get_current_span()
+    parent = get_current_span(ctx)
     scope = getattr(parent, "instrumentation_scope", None)
     if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
         parent.update_name(name)

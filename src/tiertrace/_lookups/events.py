@@ -101,29 +101,28 @@ class Emitter:
         except Exception as fault:
             _access.report_fault("lookup", fault)
 
-    def close_single(self, acc: Access) -> None:
-        """Close the implicit lookup of one access that hit (most of the traffic: L1 hits).
+    def plain(self) -> bool:
+        """Whether a one-access lookup needs nothing but its metric point (no listener, no
+        ``single_access_events``): then `record_single` is all it takes."""
+        return not self.listeners and not self.single_events
 
-        Without listeners or ``single_access_events`` such a lookup has no span, no log record
-        and no payload to build: only its metric point, ``stats()`` and the advisor, which are
-        fed here without building a `Lookup`.
+    def record_single(self, acc: Access) -> None:
+        """The metric point of the implicit lookup of one access that hit (an L1 hit).
+
+        Such a lookup has no span, no log record and no payload (see `plain`): its point is
+        recorded here without building a `Lookup`; ``stats()`` and the advisor are fed by the
+        caller.
         """
-        if self.listeners or self.single_events:
-            self.close(Lookup(False, first=acc))
-            return
         try:
             tel = self.telemetry
-            name, level, seconds, cost = acc.tier.name, acc.level, acc.duration_s, acc.cost
-            key = (name, level, None)
+            seconds = acc.duration_s
+            key = (acc.tier.name, acc.level, None)
             slot = self.slots.get(key)
             if slot is None:
                 slot = tel.metrics.lookup.histogram(key)
-            slot.record(seconds, cost)
+            slot.record(seconds, acc.cost)
             if tel.fallback is not None:
                 tel.fallback.lookup(seconds, slot.attributes)
-            self.stats.observe_lookup(name, level, seconds, cost)
-            if self.advisor is not None:
-                self.advisor.observe_lookup(acc.pattern, acc.key, name, level, seconds, cost)
         except Exception as fault:
             _access.report_fault("lookup", fault)
 

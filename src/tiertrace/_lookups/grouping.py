@@ -139,29 +139,43 @@ class Grouper:
         implicit: bool,
         window_s: float,
         observe: Callable[[Access], None],
-        close_single: Callable[[Access], None] | None = None,
+        single: Callable[[Access], None] | None = None,
     ) -> None:
         self.close = close
-        # a lone read that hit at level 1: its lookup is that one access
-        self.close_single = close_single or (lambda acc: close(Lookup(False, first=acc)))
+        # a lone read that hit at level 1 (most of the traffic): observed and closed at once,
+        # the lookup being that one access
+        self.single = single or self._observe_and_close
         self.implicit = implicit
         self.window_s = window_s
         self.observe = observe
         self.pending: dict[object, Lookup] = {}
         self.lock = threading.Lock()
 
-    def on_access(self, acc: Access) -> None:
+    def _observe_and_close(self, acc: Access) -> None:
         self.observe(acc)
+        self.close(Lookup(False, first=acc))
+
+    def on_access(self, acc: Access) -> None:
         explicit = _CURRENT.get()
         if explicit is not None:
+            self.observe(acc)
             explicit.add(acc)
             return
         if not self.implicit:
+            self.observe(acc)
             return
-        key = _context_key()
-        if acc.hit and acc.level == 1 and acc.read and key not in self.pending:
-            self.close_single(acc)  # the common case: an L1 hit, nothing pending
-            return
+        pending = self.pending
+        if acc.hit and acc.level == 1 and acc.read:  # the common case: an L1 hit ...
+            if not pending:  # ... with nothing pending anywhere
+                self.single(acc)
+                return
+            key = _context_key()
+            if key not in pending:  # ... with nothing pending here
+                self.single(acc)
+                return
+        else:
+            key = _context_key()
+        self.observe(acc)
         done: list[Lookup] = []
         with self.lock:
             lk = self.pending.get(key)

@@ -16,7 +16,7 @@ from tiertrace._advisor import Advisor
 from tiertrace._core import recorder
 from tiertrace._instrument import registry
 from tiertrace._lookups.events import Emitter
-from tiertrace._lookups.grouping import Grouper
+from tiertrace._lookups.grouping import Grouper, Lookup
 from tiertrace._runtime.bridge import Source
 from tiertrace._runtime.config import Settings
 from tiertrace._runtime.providers import Telemetry, export_timeout_s
@@ -53,7 +53,7 @@ class Handle:
             settings.implicit_lookups,
             settings.implicit_window_s,
             self._observe,
-            self.emitter.close_single,
+            self._single,
         )
         self.instrumentors: list[Any] = []
         self.auto = False  # started by an instrumentor without init()
@@ -87,6 +87,25 @@ class Handle:
         whatif = self._whatif_observe
         if whatif is not None and acc.level == 1 and acc.error_type is None:
             whatif(acc.key, acc.read, acc.ttl_s, acc.op)
+
+    def _single(self, acc: recorder.Access) -> None:
+        """An implicit lookup of one access that hit at level 1: the access and its lookup
+        are observed together (one lock in `Stats`), with no `Lookup` built."""
+        if not self.emitter.plain():
+            self._observe(acc)
+            self.emitter.close(Lookup(False, first=acc))
+            return
+        self.stats.observe_single(acc)
+        advisor = self.advisor
+        if advisor is not None:
+            name, level, pattern, key = acc.tier.name, acc.level, acc.pattern, acc.key
+            seconds, cost = acc.duration_s, acc.cost
+            advisor.observe_access(name, level, pattern, key, seconds, cost, True, False)
+            advisor.observe_lookup(pattern, key, name, level, seconds, cost)
+        whatif = self._whatif_observe
+        if whatif is not None:
+            whatif(acc.key, True, acc.ttl_s, acc.op)
+        self.emitter.record_single(acc)
 
     def close_pending(self) -> None:
         """Close every pending lookup and psycopg access with what is known now."""

@@ -178,62 +178,77 @@ class Stats:
         self.served_index: dict[str, int] = {}
         self.prices = price_table(settings)
 
+    def observe_single(self, acc: Access) -> None:
+        """An access that hit and, at once, the lookup it made alone (an L1 hit): one lock."""
+        now = self.clock()
+        with self.lock:
+            self._access(acc, now)
+            self._lookup(acc.tier.name, acc.level, acc.duration_s, acc.cost, now)
+
     def observe_access(self, acc: Access) -> None:
+        now = self.clock()
+        with self.lock:
+            self._access(acc, now)
+
+    def _access(self, acc: Access, now: float) -> None:
+        # called with the lock held
         t = self.by_name.get(acc.tier.name)
         if t is None:
             return
-        now = self.clock()
         hit = acc.hit
         seconds, cost = acc.duration_s, acc.cost
         flags = 0 if hit is None else 3 if hit else 1  # _READ | _HIT, _READ
         if acc.error_type is not None:
             flags |= 4  # _ERROR
-        with self.lock:
-            count = t.accesses
-            if not count:
-                t.first = now
-            t.accesses = count + 1
-            i = count % t.size
-            t.at[i] = now
-            t.r_lat[i] = seconds
-            t.r_cost[i] = cost
-            t.flags[i] = flags
-            t.latency += seconds
-            t.cost += cost
-            if flags:
-                t.reads += flags & 1
-                t.hits += (flags & 2) >> 1
-                t.errors += flags >> 2
+        count = t.accesses
+        if not count:
+            t.first = now
+        t.accesses = count + 1
+        i = count % t.size
+        t.at[i] = now
+        t.r_lat[i] = seconds
+        t.r_cost[i] = cost
+        t.flags[i] = flags
+        t.latency += seconds
+        t.cost += cost
+        if flags:
+            t.reads += flags & 1
+            t.hits += (flags & 2) >> 1
+            t.errors += flags >> 2
 
     def observe_lookup(self, served_by: str, level: int, seconds: float, cost: float) -> None:
         now = self.clock()
         with self.lock:
-            self.lookup_count += 1
-            self.lookup_latency += seconds
-            self.lookup_cost += cost
-            self.served_total[served_by] = self.served_total.get(served_by, 0) + 1
+            self._lookup(served_by, level, seconds, cost, now)
+
+    def _lookup(self, served_by: str, level: int, seconds: float, cost: float, now: float) -> None:
+        # called with the lock held
+        self.lookup_count += 1
+        self.lookup_latency += seconds
+        self.lookup_cost += cost
+        self.served_total[served_by] = self.served_total.get(served_by, 0) + 1
+        index = self.served_index.get(served_by)
+        if index is None:
+            if len(self.served_names) >= _MAX_SERVED:
+                served_by = "_other"
             index = self.served_index.get(served_by)
             if index is None:
-                if len(self.served_names) >= _MAX_SERVED:
-                    served_by = "_other"
-                index = self.served_index.get(served_by)
-                if index is None:
-                    index = self.served_index[served_by] = len(self.served_names)
-                    self.served_names.append(served_by)
-            r = self.lookups
-            i = r.next
-            if r.n == r.size and r.level[i] == 1:
-                self.window_l1 -= 1
-            self.window_l1 += level == 1
-            r.at[i] = now
-            r.served[i] = index
-            r.level[i] = level
-            r.seconds[i] = seconds
-            r.cost[i] = cost
-            i += 1
-            r.next = 0 if i == r.size else i
-            if r.n < r.size:
-                r.n += 1
+                index = self.served_index[served_by] = len(self.served_names)
+                self.served_names.append(served_by)
+        r = self.lookups
+        i = r.next
+        if r.n == r.size and r.level[i] == 1:
+            self.window_l1 -= 1
+        self.window_l1 += level == 1
+        r.at[i] = now
+        r.served[i] = index
+        r.level[i] = level
+        r.seconds[i] = seconds
+        r.cost[i] = cost
+        i += 1
+        r.next = 0 if i == r.size else i
+        if r.n < r.size:
+            r.n += 1
 
     def costs(self) -> dict[str, float]:
         """Cumulative cost per tier since init() (what ``tiertrace.cost.usd`` reports)."""

@@ -53,6 +53,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from tiertrace._core import recorder as _access
@@ -155,7 +156,7 @@ def _count(ids: Any) -> int | None:
 
 
 def _begin(
-    instance: Any, op: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    instance: Any, ctx: Context, op: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 ) -> _access.Access | None:
     tier = _tier(instance)
     if tier is None:
@@ -164,7 +165,7 @@ def _begin(
     name = instance.name
     where = _arg(args, kwargs, op, "where") if "where" in _POSITIONS[op] else None
     pattern = collection_pattern(name, where)
-    acc = _access.start(tier, op, name, kind)  # nothing that can fail comes after this
+    acc = _access.start(tier, op, name, kind, ctx=ctx)  # nothing that can fail comes after this
     acc.pattern = pattern
     acc.read = op in _READS
     if acc.recording:
@@ -227,9 +228,10 @@ def _status(exc: BaseException) -> str | None:
 
 def _begin_of(op: str) -> Any:
     def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _access.active():
+        ctx = _access.active()
+        if ctx is None:
             return None
-        acc = _begin(instance, op, args, kwargs)
+        acc = _begin(instance, ctx, op, args, kwargs)
         return None if acc is None else (acc, None)
 
     return begin

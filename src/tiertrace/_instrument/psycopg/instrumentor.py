@@ -59,7 +59,8 @@ def _tier(cursor: Any, stmt: Statement) -> Any:
 def _begin(
     cursor: Any, query: Any, batch: int | None = None
 ) -> tuple[_access.Access, Statement] | None:
-    if not _access.active():
+    ctx = _access.active()
+    if ctx is None:
         return None
     if _PENDING:
         _flush(cursor)
@@ -72,9 +73,10 @@ def _begin(
     st = _access.STATE
     if st.tracer is not None:  # span attributes at start, built once per statement and connection
         text = stmt.span_text if st.capture_query_text else stmt.span_summary
-        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, text, _server(cursor))
+        server = _server(cursor)
+        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, text, server, ctx)
     else:
-        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT)
+        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, ctx=ctx)
     acc.pattern = stmt.fingerprint
     acc.read = stmt.is_read
     if batch is not None and acc.recording:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from tiertrace._core import recorder as _access
@@ -61,7 +62,7 @@ def _tier(instance: Any, key: str | None) -> Any:
 
 
 def _begin(
-    instance: Any, op: str, key: Any, read: bool, batch: int | None = None
+    instance: Any, ctx: Context, op: str, key: Any, read: bool, batch: int | None = None
 ) -> _access.Access | None:
     text = None if key is None else _key_text(key)
     tier = _tier(instance, text)
@@ -71,7 +72,7 @@ def _begin(
     mode = _access.STATE.capture_keys
     target = template if mode == "template" or key is None else (capture_key(key, mode) or "")
     server = _server_attributes(instance) if _access.STATE.tracer is not None else None
-    acc = _access.start(tier, op, target, SpanKind.CLIENT, server)
+    acc = _access.start(tier, op, target, SpanKind.CLIENT, server, None, ctx)
     # the exact key is held in memory only (advisor); a huge one is kept as its hash
     acc.key = text if text is None or len(text) <= MAX_KEY_CHARS else key_hash(key)
     acc.pattern = template
@@ -99,12 +100,13 @@ def _server_attributes(instance: Any) -> dict[str, Any]:
 
 
 def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
-    if not args or not _access.active():
+    ctx = _access.active() if args else None
+    if ctx is None:
         return None
     op, kind = cmds.spec(args[0])
     if kind == IGNORE:
         return None
-    acc = _begin(instance, op, cmds.first_key(op, args), kind != WRITE)
+    acc = _begin(instance, ctx, op, cmds.first_key(op, args), kind != WRITE)
     if acc is None:
         return None
     if op in cmds.TTL_OPS:
@@ -118,8 +120,11 @@ def _command_done(acc: _access.Access, spec: tuple[str, int], _inst: Any, reply:
 
 def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
     stack = getattr(instance, "command_stack", None)
-    if not stack or not _access.active():
+    if not stack:
         return None  # an empty pipeline is not an access
+    ctx = _access.active()
+    if ctx is None:
+        return None
     specs: list[tuple[str, int]] = []
     key = ttl = None
     for entry in stack:
@@ -134,7 +139,7 @@ def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
         instance, "explicit_transaction", False
     )
     read = any(kind not in (IGNORE, WRITE) for _op, kind in specs)
-    acc = _begin(instance, "MULTI" if transaction else "PIPELINE", key, read, len(stack))
+    acc = _begin(instance, ctx, "MULTI" if transaction else "PIPELINE", key, read, len(stack))
     if acc is None:
         return None
     acc.ttl_s = ttl
