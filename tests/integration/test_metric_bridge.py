@@ -13,9 +13,7 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import psycopg
@@ -39,6 +37,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry, generate_latest
 
 import tiertrace
+from support.otlp import OtlpReceiver
 
 ACCESS = "tiertrace.access.duration"
 LOOKUP = "tiertrace.lookup.duration"
@@ -67,32 +66,10 @@ def workload(r: redis.Redis, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT body FROM memories WHERE id = %s", (99,)).fetchone()
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    requests: list[ExportMetricsServiceRequest]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportMetricsServiceRequest()
-        request.ParseFromString(body)
-        self.requests.append(request)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def otlp_receiver() -> Iterator[tuple[str, list[ExportMetricsServiceRequest]]]:
-    received: list[ExportMetricsServiceRequest] = []
-    handler = type("Receiver", (_Receiver,), {"requests": received})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/metrics", received
-    server.shutdown()
-    server.server_close()
+    with OtlpReceiver() as receiver:
+        yield f"{receiver.url}/v1/metrics", receiver.requests["metrics"]
 
 
 def _in_memory_counts(reader: InMemoryMetricReader) -> dict[str, Any]:
