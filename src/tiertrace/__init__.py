@@ -237,6 +237,10 @@ def stats() -> dict[str, Any]:
         observed TTL, the TTL the cache-effectiveness target needs, the model's assumptions
         and the prices used.
 
+        ``self_errors``: tiertrace's own faults since `init`, per component, as counted in
+        the ``tiertrace.self.errors`` metric — ``{"export": 3}`` means three batches of
+        telemetry could not be delivered to the OTLP collector; ``{}`` when all is well.
+
     Example:
         ```python
         snap = tiertrace.stats()
@@ -255,6 +259,7 @@ def stats() -> dict[str, Any]:
         snap["ttl_curve"] = curve
         snap["whatif"] = h.whatif.summary(curve) if h.whatif is not None else {"status": "off"}
         snap["suggestions"] = [_suggestion_dict(s) for s in suggestions()]
+        snap["self_errors"] = {c: int(n) for c, n in h.telemetry.metrics.error_count().items()}
         return snap
     except Exception as fault:
         _report_fault("stats", fault)

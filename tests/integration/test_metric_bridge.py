@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import psycopg
@@ -39,6 +38,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry, generate_latest
 
 import tiertrace
+from support.otlp import OtlpReceiver
 
 ACCESS = "tiertrace.access.duration"
 LOOKUP = "tiertrace.lookup.duration"
@@ -67,32 +67,10 @@ def workload(r: redis.Redis, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT body FROM memories WHERE id = %s", (99,)).fetchone()
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    requests: list[ExportMetricsServiceRequest]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportMetricsServiceRequest()
-        request.ParseFromString(body)
-        self.requests.append(request)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def otlp_receiver() -> Iterator[tuple[str, list[ExportMetricsServiceRequest]]]:
-    received: list[ExportMetricsServiceRequest] = []
-    handler = type("Receiver", (_Receiver,), {"requests": received})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/metrics", received
-    server.shutdown()
-    server.server_close()
+    with OtlpReceiver() as receiver:
+        yield f"{receiver.url}/v1/metrics", receiver.requests["metrics"]
 
 
 def _in_memory_counts(reader: InMemoryMetricReader) -> dict[str, Any]:
@@ -279,6 +257,85 @@ def test_shutdown_exports_the_cost_of_a_short_job(redis_url: str) -> None:
     exported = _console_counts(done.stdout)
     assert exported["access"] == {("redis", "SET", None): 1, ("redis", "GET", True): 1}
     assert exported["cost"]["redis"] == pytest.approx(2 * PRICES["redis"])
+    assert exported["lookups"] == 1  # the GET hit; a write alone is no lookup
+
+
+PERIODIC_RUN = """
+import json, time, redis, tiertrace
+tiertrace.init(exporter="console", instrument=["redis"])
+r = redis.Redis.from_url({url!r})
+r.set("memory:1", "one")
+gets, end = 0, time.monotonic() + 2.5
+while time.monotonic() < end:
+    r.get("memory:1")
+    gets += 1
+    time.sleep(0.02)
+print(json.dumps({{"gets": gets}}), flush=True)
+tiertrace.shutdown()
+"""
+
+
+def test_every_periodic_export_and_the_final_one_carry_the_cost_with_the_accesses(
+    redis_url: str,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TIERTRACE_"))}
+    env["OTEL_METRIC_EXPORT_INTERVAL"] = "1000"
+    done = subprocess.run(
+        [sys.executable, "-c", PERIODIC_RUN.format(url=redis_url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    gets = next(json.loads(x)["gets"] for x in done.stdout.splitlines() if x.startswith('{"gets"'))
+    exports = [_metric_names(e) for e in _console_exports(done.stdout)]
+    with_access = [names for names in exports if ACCESS in names]
+    with_cost = [names for names in exports if COST in names]
+    assert len(with_access) >= 2  # at least one periodic export, and the final one
+    assert len(with_access) == len(with_cost) == len(exports)
+    final = _console_counts(done.stdout)  # the last export: at shutdown, complete
+    assert final["access"] == {("redis", "SET", None): 1, ("redis", "GET", True): gets}
+    assert final["cost"]["redis"] == pytest.approx((gets + 1) * PRICES["redis"])
+    assert final["lookups"] == gets
+
+
+FLUSH_RUN = """
+import redis, tiertrace
+tiertrace.init(exporter="console", instrument=["redis"])
+r = redis.Redis.from_url({url!r})
+r.set("memory:1", "one")
+r.get("memory:1")
+r.get("memory:2")
+print("== flush ==", flush=True)
+tiertrace.flush()
+print("== shutdown ==", flush=True)
+tiertrace.shutdown()
+"""
+
+
+def test_flush_and_shutdown_each_export_every_instrument_exactly_once(redis_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FLUSH_RUN.format(url=redis_url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    before, rest = done.stdout.split("== flush ==\n")
+    flushed, at_shutdown = rest.split("== shutdown ==\n")
+    assert _console_exports(before) == []  # the 60 s interval has not passed
+    (by_flush,) = _console_exports(flushed)
+    (by_shutdown,) = _console_exports(at_shutdown)
+    every = [ACCESS, COST, LOOKUP]
+    assert sorted(_metric_names(by_flush)) == every
+    assert sorted(_metric_names(by_shutdown)) == every
+    assert _console_counts(flushed)["access"] == {
+        ("redis", "SET", None): 1,
+        ("redis", "GET", True): 1,
+        ("redis", "GET", False): 1,
+    }
+    assert _console_counts(at_shutdown)["access"] == _console_counts(flushed)["access"]
 
 
 # -- reading each format ----------------------------------------------------------------------
@@ -368,22 +425,37 @@ def _any(value: Any) -> Any:
     return getattr(value, value.WhichOneof("value"))
 
 
-def _console_counts(text: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"access": {}, "lookups": 0, "cost": {}, "buckets": {}}
+def _console_exports(text: str) -> list[dict[str, Any]]:
+    """Each metrics export the console exporter printed, in order (spans and logs skipped)."""
+    found: list[dict[str, Any]] = []
     decoder = json.JSONDecoder()
     i = 0
-    last: Any = None
     while i < len(text):
         j = text.find("{", i)
         if j < 0:
             break
         try:
-            found, i = decoder.raw_decode(text, j)
+            doc, i = decoder.raw_decode(text, j)
         except json.JSONDecodeError:
             i = j + 1
             continue
-        if isinstance(found, dict) and "resource_metrics" in found:
-            last = found  # spans and log records are printed too
+        if isinstance(doc, dict) and "resource_metrics" in doc:
+            found.append(doc)
+    return found
+
+
+def _metric_names(export: dict[str, Any]) -> list[str]:
+    """The metric names of one console export, one entry per metric (duplicates kept)."""
+    return [
+        m["name"] for rm in export["resource_metrics"] for sm in rm["scope_metrics"]
+        for m in sm["metrics"]
+    ]  # fmt: skip
+
+
+def _console_counts(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"access": {}, "lookups": 0, "cost": {}, "buckets": {}}
+    exports = _console_exports(text)
+    last = exports[-1] if exports else None
     for rm in last["resource_metrics"] if last else []:
         for sm in rm["scope_metrics"]:
             for m in sm["metrics"]:

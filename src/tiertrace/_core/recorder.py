@@ -322,6 +322,18 @@ def report_fault(component: str, exc: BaseException) -> None:
         if ident not in st.faults_logged:
             st.faults_logged.add(ident)
             _log.warning("tiertrace: internal fault in %s ignored: %r", component, exc)
+        count_fault(component)
+    except Exception:  # pragma: no cover - the last line of defence
+        pass
+
+
+def count_fault(component: str) -> None:
+    """Count one fault of ``component`` in ``tiertrace.self.errors``, logging nothing.
+
+    For callers that say what happened in their own words (the OTLP delivery guard).
+    """
+    st = STATE
+    try:
         slot = st.metrics.errors.counter(component)
         slot.add(1)
         if st.fallback is not None:

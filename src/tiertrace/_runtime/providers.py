@@ -45,6 +45,7 @@ from tiertrace._contract.names import (
     SEMCONV_DURATION,
     Instrument,
 )
+from tiertrace._core import recorder
 from tiertrace._core.errors import ConfigError
 from tiertrace._core.metrics import Metrics
 from tiertrace._core.recorder import Access
@@ -69,6 +70,7 @@ class Telemetry:
         self.installed = installed  # global providers tiertrace ever installed in this process
         self.source = source  # the live aggregation, for the readers tiertrace bridges
         self._http: Any = None
+        self.delivery: Any = None  # the OTLP exporters' guard (`tiertrace._runtime.delivery`)
         try:
             self.tracer_provider = self._tracer_provider(settings)
             self.meter_provider = self._meter_provider(settings)
@@ -104,7 +106,7 @@ class Telemetry:
 
         provider = TracerProvider(shutdown_on_exit=False)
         if s.exporter == "otlp":
-            exporter: Any = _otlp("trace_exporter", "OTLPSpanExporter")()
+            exporter: Any = self._guarded("traces", _otlp("trace_exporter", "OTLPSpanExporter")())
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -125,7 +127,8 @@ class Telemetry:
 
         reader: Any
         if s.exporter == "otlp":
-            reader = PeriodicExportingMetricReader(_otlp("metric_exporter", "OTLPMetricExporter")())
+            otlp = _otlp("metric_exporter", "OTLPMetricExporter")()
+            reader = PeriodicExportingMetricReader(self._guarded("metrics", otlp))
         elif s.exporter == "console":
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
@@ -147,13 +150,26 @@ class Telemetry:
 
         provider = LoggerProvider(shutdown_on_exit=False)
         if s.exporter == "otlp":
-            exporter: Any = _otlp("_log_exporter", "OTLPLogExporter")()
+            exporter: Any = self._guarded("logs", _otlp("_log_exporter", "OTLPLogExporter")())
         else:
             from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
             exporter = ConsoleLogRecordExporter()
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         return self._own(provider, set_logger_provider)
+
+    def _guarded(self, signal: str, exporter: Any) -> Any:
+        """``exporter`` behind the one-warning, fail-fast guard of `tiertrace._runtime.delivery`."""
+        from tiertrace._runtime import delivery
+
+        if self.delivery is None:
+            self.delivery = delivery.Delivery(recorder.count_fault)
+        guard = {
+            "traces": delivery.GuardedSpanExporter,
+            "metrics": delivery.GuardedMetricExporter,
+            "logs": delivery.GuardedLogExporter,
+        }[signal]
+        return guard(exporter, self.delivery)
 
     def _prometheus(self, s: Settings) -> Any:
         try:
@@ -218,6 +234,8 @@ class Telemetry:
         A silent or dead collector would otherwise hold the caller for one export timeout per
         queued batch; what is not exported by the deadline is dropped.
         """
+        if self.delivery is not None:
+            self.delivery.close()  # an unreachable collector is not waited for at exit
         calls = []
         for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
             if any(provider is p for p in self.owned):
