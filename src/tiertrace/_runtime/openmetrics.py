@@ -41,8 +41,8 @@ from prometheus_client.samples import Exemplar
 
 from tiertrace._contract.names import ACCESS_DURATION, LOOKUP_DURATION, SCOPE, SEMCONV_DURATION
 
-HISTOGRAMS = {spec.name: spec.prometheus for spec in (ACCESS_DURATION, LOOKUP_DURATION,
-                                                      SEMCONV_DURATION)}  # fmt: skip
+_SPECS = (ACCESS_DURATION, LOOKUP_DURATION, SEMCONV_DURATION)
+HISTOGRAMS = {spec.name: spec.prometheus for spec in _SPECS}
 """OpenTelemetry name → Prometheus family name of the histograms that get exemplars."""
 
 _LABEL = re.compile(r"[^a-zA-Z0-9]+")
