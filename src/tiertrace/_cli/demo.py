@@ -49,9 +49,14 @@ gives one progress line per second instead), then the final report of `tiertrace
 ``--snapshot FILE`` writes the same JSON to a file for ``tiertrace report --snapshot FILE``.
 Telemetry goes nowhere by default; ``--prometheus-port`` serves ``/metrics`` on 127.0.0.1 and
 ``--otlp URL`` exports over OTLP (it sets ``OTEL_EXPORTER_OTLP_ENDPOINT``); without either,
-``TIERTRACE_EXPORTER`` is honoured. Every other ``TIERTRACE_*`` variable applies as it does to
-``init()`` (``TIERTRACE_PRICES`` to use your prices, ``TIERTRACE_MIN_PROJECTION_WINDOW_S``); a
-malformed one stops the demo at once with exit status 2 and the message ``init()`` would raise.
+``TIERTRACE_EXPORTER`` is honoured. The demo always records spans: with ``--prometheus-port``
+(or no exporter) it gives ``init()`` a tracer provider of its own, which exports the spans over
+OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (``--prometheus-port P --otlp URL``: metrics
+scraped, traces to the collector) and only records them otherwise, so that ``/metrics`` serves
+exemplars (trace and span ids of sampled accesses) to a Prometheus asking for OpenMetrics.
+Every other ``TIERTRACE_*`` variable applies as it does to ``init()`` (``TIERTRACE_PRICES`` to
+use your prices, ``TIERTRACE_MIN_PROJECTION_WINDOW_S``); a malformed one stops the demo at once
+with exit status 2 and the message ``init()`` would raise.
 Cost projections read "collecting (N s of 60 s)" until a tier has been observed for a minute.
 ``--seed`` makes the corpus and the question stream repeatable.
 
@@ -189,11 +194,56 @@ def check_settings(opts: Options) -> None:
         raise Unavailable(str(why)) from None
 
 
-def _init_telemetry(opts: Options) -> None:
+OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def _init_telemetry(opts: Options) -> Any:
+    """``init()`` for the run; returns the demo's own tracer provider (to shut down), or None."""
     if opts.otlp:
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = opts.otlp
     os.environ.setdefault("OTEL_SERVICE_NAME", "tiertrace-demo")
-    tiertrace.init(**_init_kwargs(opts))
+    kwargs = _init_kwargs(opts)
+    provider = _tracer_provider(kwargs)
+    if provider is not None:
+        kwargs["tracer_provider"] = provider
+    try:
+        tiertrace.init(**kwargs)
+    except BaseException:
+        if provider is not None:
+            provider.shutdown()
+        raise
+    return provider
+
+
+def _tracer_provider(kwargs: dict[str, Any]) -> Any:
+    """The demo's SDK tracer provider when tiertrace would record no spans, else None.
+
+    With ``exporter="prometheus"`` or ``"none"`` tiertrace makes no tracer provider of its own,
+    so the demo would have no spans, and ``/metrics`` no exemplars to link a latency to its
+    trace. The demo therefore always records spans (sampled, ``OTEL_TRACES_SAMPLER`` applies):
+    they are exported over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``…_TRACES_ENDPOINT``,
+    or ``--otlp``) is set, and only recorded otherwise. ``otlp`` and ``console`` export spans
+    through tiertrace's own provider: None.
+    """
+    from tiertrace._runtime.config import resolve
+
+    if resolve(kwargs).exporter not in ("prometheus", "none"):
+        return None
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    if any(os.environ.get(name) for name in OTLP_ENDPOINTS):
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            raise tiertrace.ConfigError(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set: exporting the demo's spans needs "
+                "opentelemetry-exporter-otlp; pip install 'tiertrace[otlp]'"
+            ) from None
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
 
 
 def run(opts: Options) -> int:
@@ -226,7 +276,7 @@ def _run(opts: Options, stores: Stores, out: TextIO) -> int:
     ranked, cum = popularity(facts, opts.zipf, rng)
     memory = stores.seed(facts, opts.ttl_s, opts.agents)  # before init(): not measured
     try:
-        _init_telemetry(opts)
+        spans = _init_telemetry(opts)
     except tiertrace.ConfigError as why:  # a busy --prometheus-port, say
         raise Unavailable(str(why)) from None
     try:
@@ -249,6 +299,8 @@ def _run(opts: Options, stores: Stores, out: TextIO) -> int:
         snap = tiertrace.stats()
     finally:
         tiertrace.shutdown()
+        if spans is not None:
+            spans.shutdown()  # the last spans out, over OTLP when an endpoint is set
     snap["demo"] = {
         "lookups": progress.done,
         "elapsed_s": round(elapsed, 3),

@@ -13,7 +13,9 @@ Exporters: ``otlp`` sends traces, metrics and the ``memory_tier_access`` log eve
 (``pip install tiertrace[otlp]``; endpoint, headers and TLS from the standard
 ``OTEL_EXPORTER_OTLP_*`` variables); ``prometheus`` serves ``/metrics`` on
 ``prometheus_host:prometheus_port`` (127.0.0.1:9464 by default; ``pip install
-tiertrace[prometheus]``) and records no spans unless you configured a tracer provider;
+tiertrace[prometheus]``), with exemplars on the histogram buckets when the scraper asks for
+OpenMetrics (see `tiertrace._runtime.openmetrics`), and records no spans unless you configured a
+tracer provider (without sampled spans there are no exemplars);
 ``console`` prints everything; ``none`` exports nothing (``tiertrace.stats()`` still works).
 
 Instruments (names pinned by DESIGN §4): ``tiertrace.access.duration`` and
@@ -173,8 +175,9 @@ class Telemetry:
 
     def _prometheus(self, s: Settings) -> Any:
         try:
-            from opentelemetry.exporter.prometheus import PrometheusMetricReader
             from prometheus_client import start_http_server
+
+            from tiertrace._runtime import openmetrics
         except ImportError:
             raise ConfigError(
                 "exporter='prometheus' needs opentelemetry-exporter-prometheus; "
@@ -187,7 +190,7 @@ class Telemetry:
                 f"prometheus_port={s.prometheus_port} on {s.prometheus_host} cannot be served "
                 f"({exc.strerror or exc}); choose a free port (TIERTRACE_PROMETHEUS_PORT)"
             ) from None
-        return PrometheusMetricReader()
+        return openmetrics.reader()  # exemplars in the OpenMetrics format
 
     def _own(self, provider: Any, set_global: Callable[[Any], None]) -> Any:
         self.owned.append(provider)
@@ -263,7 +266,12 @@ def _push_flushes(provider: Any) -> list[Callable[[], Any]]:
     readers = getattr(provider, "_metric_readers", None)
     if readers is None:
         return [provider.force_flush] if hasattr(provider, "force_flush") else []
-    return [r.force_flush for r in readers if type(r).__name__ != "PrometheusMetricReader"]
+    return [r.force_flush for r in readers if not _scraped(r)]
+
+
+def _scraped(reader: Any) -> bool:
+    """Whether ``reader`` is a ``PrometheusMetricReader`` (or one of its subclasses)."""
+    return any(c.__name__ == "PrometheusMetricReader" for c in type(reader).__mro__)
 
 
 def _bounded(calls: list[Callable[[], Any]], timeout_s: float) -> None:

@@ -1,0 +1,227 @@
+"""From a latency bucket in Prometheus to the trace of the access behind it, live.
+
+A workload process (`support.exemplars`: cache-aside lookups over the session's private Redis
+and a table of its own in the session's PostgreSQL database, ``tiertrace.init(exporter=
+"prometheus")`` with an SDK tracer provider writing every span to a JSON-lines file) is scraped
+every second by Debian's Prometheus with ``--enable-feature=exemplar-storage``. Prometheus asks
+for OpenMetrics by default, so it stores the exemplars of the histogram buckets; its
+``/api/v1/query_exemplars`` then names trace and span ids that are spans the workload exported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+import yaml
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from support.exemplars import KEYS
+from support.services import free_port
+from support.tools import need
+
+TESTS = Path(__file__).resolve().parents[1]
+REDIS_DB = 10  # the other tests use databases 0 and 9 of the session's Redis
+RATE = 100.0  # lookups per second
+TIMEOUT_S = 30.0  # from the workload's start to exemplars in Prometheus
+KIND = ("tiertrace_tier", "db_operation_name", "tiertrace_hit")
+# a Redis hit, a Redis miss, the PostgreSQL read behind it and the Redis write after it
+WANTED = {
+    ("redis", "GET", "true"),
+    ("redis", "GET", "false"),
+    ("postgresql", "SELECT", "true"),
+    ("redis", "SET", ""),
+}
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies (Linux), no orphans."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class Live:
+    """The two processes of the test and what they leave behind."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.prometheus = ""
+        self.started = time.time()
+
+    def start(self, argv: list[str], log: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        with (self.workdir / log).open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                preexec_fn=_die_with_parent,
+                **kwargs,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        parts = []
+        for log in ("workload.log", "prometheus.log"):
+            with contextlib.suppress(OSError):
+                text = (self.workdir / log).read_text(errors="replace")[-2000:]
+                parts.append(f"--- {log} ---\n{text}")
+        return "\n".join(parts)
+
+    def exemplars(self, metric: str) -> list[dict[str, Any]]:
+        """The ``data`` of ``/api/v1/query_exemplars`` for ``metric`` since the start."""
+        query = urllib.parse.urlencode(
+            {"query": metric, "start": f"{self.started - 5:.3f}", "end": f"{time.time():.3f}"}
+        )
+        url = f"{self.prometheus}/api/v1/query_exemplars?{query}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.loads(resp.read().decode())
+        assert body["status"] == "success", body
+        return list(body["data"])
+
+
+@pytest.fixture
+def live(redis_url: str, pg_dsn: str) -> Iterator[Live]:
+    binary = need("prometheus")
+    workdir = Path(tempfile.mkdtemp(prefix="tiertrace-exemplars-"))
+    table = f"exemplar_profiles_{uuid.uuid4().hex[:8]}"
+    workload_url = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    run = Live(workdir)
+    try:
+        with suppress_instrumentation():
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, body text NOT NULL)")
+                with conn.cursor() as cur:
+                    rows = [(i, f"profile {i}") for i in range(KEYS)]
+                    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", rows)
+            client = redis.Redis.from_url(workload_url)
+            client.flushdb()
+            client.close()
+        port, prom_port = free_port(), free_port()
+        config = {
+            "port": port,
+            "redis_url": workload_url,
+            "pg_dsn": pg_dsn,
+            "table": table,
+            "spans_path": str(workdir / "spans.jsonl"),
+            "rate": RATE,
+        }
+        (workdir / "workload.json").write_text(json.dumps(config))
+        path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+        run.start(
+            [sys.executable, "-m", "support.exemplars", str(workdir / "workload.json")],
+            "workload.log",
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        scrape = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "tiertrace-exemplars",
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                }
+            ],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape))
+        run.start(
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--enable-feature=exemplar-storage",
+            ],
+            "prometheus.log",
+        )
+        run.prometheus = f"http://127.0.0.1:{prom_port}"
+        yield run
+    finally:
+        for proc in reversed(run.procs):
+            _stop(proc)
+        with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _kinds(found: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(tier, operation, hit) of the series with exemplars; Prometheus drops empty labels."""
+    kinds = set()
+    for series in found:
+        tier, operation, hit = (series["seriesLabels"].get(k, "") for k in KIND)
+        if series["exemplars"]:
+            kinds.add((tier, operation, hit))
+    return kinds
+
+
+def _series(live: Live, metric: str) -> list[dict[str, Any]]:
+    """The exemplar series of ``metric``, once every kind in ``WANTED`` has some."""
+    deadline = time.monotonic() + TIMEOUT_S
+    last: Any = None
+    while time.monotonic() < deadline:
+        for proc in live.procs:
+            if proc.poll() is not None:
+                pytest.fail(f"a process exited ({proc.returncode})\n{live.logs()}")
+        try:
+            found = live.exemplars(metric)
+        except OSError as error:  # Prometheus not listening yet
+            found, last = [], error
+        if _kinds(found) >= WANTED:
+            return found
+        last = found or last
+        time.sleep(0.5)
+    pytest.fail(f"no exemplars of {metric} within {TIMEOUT_S:.0f} s ({last!r})\n{live.logs()}")
+
+
+def test_prometheus_exemplars_name_traces_the_workload_exported(live: Live) -> None:
+    access = _series(live, "tiertrace_access_duration_seconds_bucket")
+    lookup = live.exemplars("tiertrace_lookup_duration_seconds_bucket")
+    for proc in live.procs:  # the workload writes its last spans as it stops
+        _stop(proc)
+    rows = [json.loads(line) for line in (live.workdir / "spans.jsonl").read_text().splitlines()]
+    spans = {(r["trace_id"], r["span_id"]): r for r in rows}
+    traces = {r["trace_id"] for r in rows}
+
+    for series in access:
+        labels = series["seriesLabels"]
+        assert labels["__name__"] == "tiertrace_access_duration_seconds_bucket"
+        assert labels["job"] == "tiertrace-exemplars"
+        for ex in series["exemplars"]:
+            ids = (ex["labels"]["trace_id"], ex["labels"]["span_id"])
+            assert ids in spans, (ids, labels)  # an access span the workload exported
+            assert spans[ids]["tier"] == labels["tiertrace_tier"]
+            assert 0 < float(ex["value"]) <= float(labels["le"])
+    assert _kinds(access) >= WANTED
+    for series in lookup:  # the lookups' exemplars, where there are some, name exported traces too
+        for ex in series["exemplars"]:
+            assert ex["labels"]["trace_id"] in traces
