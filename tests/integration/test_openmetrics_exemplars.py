@@ -86,9 +86,15 @@ def _exemplars(openmetrics: str) -> list[Any]:
 
 
 def test_openmetrics_buckets_carry_the_trace_of_the_latest_sampled_access(served: Served) -> None:
-    found = _exemplars(served.openmetrics)  # the OpenMetrics parser accepts the exposition
+    samples = _exemplars(served.openmetrics)  # the OpenMetrics parser accepts the exposition
     by_span = {f"{s.context.span_id:016x}": s for s in served.spans}
+    found = [s for s in samples if s.name == "tiertrace_access_duration_seconds_bucket"]
     assert len(found) == 3  # one per access series, on one bucket each
+    # the GET that hit was a lookup of its own: its lookup point names that access's span
+    (lookup,) = [s for s in samples if s.name == "tiertrace_lookup_duration_seconds_bucket"]
+    assert lookup.labels["tiertrace_served_by"] == "redis"
+    hit = by_span[lookup.exemplar.labels["span_id"]]
+    assert hit.attributes["db.operation.name"] == "GET" and hit.attributes["tiertrace.hit"]
     operations = []
     for sample in found:
         assert sample.name == "tiertrace_access_duration_seconds_bucket"
@@ -148,5 +154,5 @@ def test_expositions_are_the_plain_readers_apart_from_the_exemplars(redis_url: s
     assert text == plain_text
     assert "tiertrace_access_duration_seconds_bucket" in plain_om
     lines = om.splitlines()
-    assert sum(1 for line in lines if EXEMPLAR.search(line)) == 3
+    assert sum(1 for line in lines if EXEMPLAR.search(line)) == 4  # 3 accesses, 1 L1-hit lookup
     assert [EXEMPLAR.sub("", line) for line in lines] == plain_om.splitlines()

@@ -43,12 +43,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from time import time_ns
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, set_span_in_context
 
 from tiertrace._core import recorder as _access
+from tiertrace._core.aggregation import Exemplar
 from tiertrace._core.recorder import Access
 from tiertrace._lookups.grouping import Lookup
 
@@ -121,6 +123,10 @@ class Emitter:
             if slot is None:
                 slot = tel.metrics.lookup.histogram(key)
             slot.record(seconds, acc.cost)
+            if acc.recording:  # the lookup is that access: its span is the exemplar's
+                ctx = acc.span.get_span_context()
+                if ctx.trace_flags.sampled:
+                    slot.exemplar = Exemplar(seconds, time_ns(), ctx.trace_id, ctx.span_id)
             if tel.fallback is not None:
                 tel.fallback.lookup(seconds, slot.attributes)
         except Exception as fault:
@@ -161,6 +167,10 @@ class Emitter:
                 links=links,
             )
         recording = span is not None and span.is_recording()
+        if recording:
+            ctx = span.get_span_context()
+            if ctx.trace_flags.sampled:
+                slot.exemplar = Exemplar(seconds, time_ns(), ctx.trace_id, ctx.span_id)
         listeners = self.listeners
         log = (self.single_events or lk.explicit or lk.count > 1) and self.log_enabled()
         if not (recording or listeners or log):
