@@ -1,0 +1,75 @@
+"""No per-access object stays alive: repeated identical work keeps memory flat once warm.
+
+psycopg's own leak tests count live objects across repeated identical work; tiertrace must not
+make them fail. Here the whole of tiertrace is on (metrics, lookups, advisor, stats, spans): after
+the statement shape has been seen, thousands more accesses add no live object and no memory.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+_WORK = {
+    "redis": ("import redis; c = redis.Redis.from_url(sys.argv[1]); c.set('soak:1', 'v')",
+              "c.get('soak:1')"),
+    "psycopg": ("import psycopg; c = psycopg.connect(sys.argv[1], autocommit=True)",
+                "c.execute('SELECT %s::int', (1,)).fetchall()"),
+}  # fmt: skip
+
+_SCRIPT = """
+import gc, json, sys, tracemalloc
+import tiertrace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+class Drop(SpanExporter):
+    def export(self, spans):
+        return SpanExportResult.SUCCESS
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(Drop()))
+tiertrace.init(exporter="none", tracer_provider=provider, advisor_min_accesses=1)
+{setup}
+def run(n):
+    for _ in range(n):
+        {call}
+run(300)  # the shape is seen; rings, tables and slots exist
+tiertrace.stats()
+tracemalloc.start()
+gc.collect()
+base_objects, base_bytes = len(gc.get_objects()), tracemalloc.get_traced_memory()[0]
+out = []
+for _ in range(3):
+    run(2000)
+    tiertrace.stats()
+    gc.collect()
+    out.append((len(gc.get_objects()) - base_objects,
+                tracemalloc.get_traced_memory()[0] - base_bytes))
+print(json.dumps(out))
+tiertrace.shutdown()
+"""
+
+
+@pytest.mark.parametrize("client", sorted(_WORK))
+def test_repeated_identical_work_keeps_live_objects_and_memory_flat(
+    client: str, redis_url: str, pg_dsn: str
+) -> None:
+    setup, call = _WORK[client]
+    script = textwrap.dedent(_SCRIPT).format(setup=setup, call=call)
+    target = redis_url if client == "redis" else pg_dsn
+    done = subprocess.run(
+        [sys.executable, "-c", script, target], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    rounds = json.loads(done.stdout.strip().splitlines()[-1])
+    objects = [o for o, _b in rounds]
+    memory = [b for _o, b in rounds]
+    # 6,000 more accesses with spans, lookups, stats and the advisor: nothing accumulates
+    assert max(objects) - min(objects) < 50, rounds
+    assert max(memory) - min(memory) < 20_000, rounds
+    assert max(objects) < 300, rounds
