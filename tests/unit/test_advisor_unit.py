@@ -474,3 +474,22 @@ def test_window_sums_match_a_brute_force_count(events: list[tuple[int, float]], 
     total = ring.totals(now, nb)
     assert total[0] == len(inside)
     assert math.isclose(total[1], sum(inside), abs_tol=1e-9)
+
+
+def test_an_l1_hit_recorded_at_once_leaves_the_tables_as_its_access_and_lookup_would() -> None:
+    from tiertrace._advisor.recorder import Recorder
+
+    now = [100.0]
+
+    def recorder() -> Recorder:
+        return Recorder(window_s=3600.0, capacity=1000, clock=lambda: now[0], buckets=60,
+                        pattern_capacity=100, on_error=None)  # fmt: skip
+
+    apart, together = recorder(), recorder()
+    for i in range(50):
+        now[0] += 7.0
+        key, pattern = f"user:{i % 5}:profile", "user:{id}:profile"
+        apart.observe_access("redis", 1, pattern, key, 0.001 * i, 0.0001, True, False)
+        apart.observe_lookup(pattern, key, "redis", 1, 0.001 * i, 0.0001)
+        together.observe_l1_hit("redis", pattern, key, 0.001 * i, 0.0001)
+    assert together.window(60.0) == apart.window(60.0)

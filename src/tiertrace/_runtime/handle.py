@@ -98,10 +98,7 @@ class Handle:
         self.stats.observe_single(acc)
         advisor = self.advisor
         if advisor is not None:
-            name, level, pattern, key = acc.tier.name, acc.level, acc.pattern, acc.key
-            seconds, cost = acc.duration_s, acc.cost
-            advisor.observe_access(name, level, pattern, key, seconds, cost, True, False)
-            advisor.observe_lookup(pattern, key, name, level, seconds, cost)
+            advisor.observe_l1_hit(acc.tier.name, acc.pattern, acc.key, acc.duration_s, acc.cost)
         whatif = self._whatif_observe
         if whatif is not None:
             whatif(acc.key, True, acc.ttl_s, acc.op)
