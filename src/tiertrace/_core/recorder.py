@@ -301,8 +301,8 @@ def _close(acc: Access, duration: float) -> None:
             if acc.keys_requested is not None:
                 span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
                 span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
-        if acc.owned:
-            span.end()
+            if acc.owned:  # a span that does not record has nothing to end
+                span.end()
         semconv = st.metrics.semconv
         if semconv is not None:
             semconv.histogram((tier.system, acc.op, acc.error_type)).record(duration)
