@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import harness  # noqa: F401  (makes tiertrace importable from a checkout without an install)
-from harness.timing import median, paired_diffs
+from harness.timing import median, paired_diffs, time_calls
 from tiertrace._advisor.advisor import Advisor
 
 GOAL_US = 3.0
@@ -82,12 +82,9 @@ def _noop(*_: Any) -> None:
 
 
 def _time(calls: Sequence[Call], access: Callable[..., None], lookup: Callable[..., None]) -> float:
+    """µs per call, wall clock, the collector on (the advisor allocates as it learns keys)."""
     bound = [(access if kind == "a" else lookup, args) for kind, args in calls]
-    gc.collect()
-    t0 = time.perf_counter()
-    for fn, args in bound:
-        fn(*args)
-    return (time.perf_counter() - t0) / len(bound) * 1e6
+    return time_calls(bound, collector=True)[0]
 
 
 def bench_calls(runs: int, n_calls: int) -> dict[str, Any]:

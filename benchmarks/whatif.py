@@ -22,19 +22,17 @@ repetitions of 100,000 accesses.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import random
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.trace import INVALID_SPAN
 
 import harness  # noqa: F401  (makes tiertrace importable from a checkout without an install)
-from harness.timing import median, paired_diffs
+from harness.timing import median, paired_diffs, rotated, time_calls
 from tiertrace._core.recorder import Access
 from tiertrace._core.tiers import DEFAULT_TIERS
 from tiertrace._runtime.config import resolve
@@ -71,15 +69,7 @@ def stream(n: int, rng: random.Random) -> list[Access]:
 
 def _time(fn: Callable[[Access], None], accesses: Sequence[Access]) -> float:
     """µs per call: CPU time of this thread (a loaded machine inflates wall time, not this)."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.thread_time_ns()
-        for acc in accesses:
-            fn(acc)
-        return (time.thread_time_ns() - t0) / 1e3 / len(accesses)
-    finally:
-        gc.enable()
+    return time_calls([(fn, (acc,)) for acc in accesses])[1]
 
 
 def bench_observe(runs: int, n: int) -> dict[str, Any]:
@@ -91,7 +81,7 @@ def bench_observe(runs: int, n: int) -> dict[str, Any]:
     _time(h._observe, accesses)  # warm-up: the sample and the advisor's tables are filled
     on, off = [], []
     for rep in range(runs):
-        for mode in ("on", "off") if rep % 2 == 0 else ("off", "on"):
+        for mode in rotated(("on", "off"), rep):
             h._whatif_observe = attached if mode == "on" else None
             (on if mode == "on" else off).append(_time(h._observe, accesses))
     h._whatif_observe = attached

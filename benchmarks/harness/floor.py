@@ -6,7 +6,8 @@
 * ``histogram`` — SDK ``Histogram.record(v, attributes)`` with the 5 attributes of an access
   (the same dict every call) on a ``MeterProvider`` read by an ``InMemoryMetricReader``;
 * ``slot``      — one increment of a pre-resolved aggregation slot: a ``bisect`` into the 17
-  bucket bounds of DESIGN §4, then count, sum, min and max.
+  bucket bounds of DESIGN §4 (``tiertrace._contract.names.BUCKETS``), then count, sum, min and
+  max.
 
 Each row is timed like an operation (calibrated batch, warm-up, collector off) in every
 repetition, in rotated order. These are warm loops with nothing in between: between real
@@ -25,28 +26,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from tiertrace._contract.names import BUCKETS
+
 from .modes import CountingSpanExporter
 from .timing import Timing, batch_size, median, rotated, timed_batch
 
-BOUNDS = (
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 ATTRIBUTES = {
     "tiertrace.tier": "redis",
     "tiertrace.tier.level": 1,
@@ -64,14 +48,14 @@ class Slot:
     __slots__ = ("count", "counts", "max", "min", "sum")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(BOUNDS) + 1)
+        self.counts = [0] * (len(BUCKETS) + 1)
         self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
 
     def record(self, value: float) -> None:
-        self.counts[bisect_left(BOUNDS, value)] += 1
+        self.counts[bisect_left(BUCKETS, value)] += 1
         self.count += 1
         self.sum += value
         if value < self.min:
@@ -91,7 +75,7 @@ class Floor:
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
         tracer = self.tracer_provider.get_tracer("tiertrace.bench.floor")
         histogram = self.meter_provider.get_meter("tiertrace.bench.floor").create_histogram(
-            "floor.duration", unit="s", explicit_bucket_boundaries_advisory=list(BOUNDS)
+            "floor.duration", unit="s", explicit_bucket_boundaries_advisory=list(BUCKETS)
         )
         slot = Slot()
         start_span, record, attrs = tracer.start_span, histogram.record, dict(ATTRIBUTES)

@@ -33,6 +33,28 @@ def time_sync(fn: Callable[[], Any], n: int) -> Timing:
         gc.enable()
 
 
+def time_calls(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], collector: bool = False
+) -> Timing:
+    """µs per call of each ``fn(*args)`` of ``calls`` in turn (a replayed stream).
+
+    The collector is off unless ``collector``: then its pauses are part of the time, as they
+    are of a stream whose calls allocate.
+    """
+    gc.collect(1)
+    if not collector:
+        gc.disable()
+    try:
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+        for fn, args in calls:
+            fn(*args)
+        t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        n = len(calls)
+        return (t1 - t0) / 1e3 / n, (c1 - c0) / 1e3 / n
+    finally:
+        gc.enable()
+
+
 async def _time_async(fn: Callable[[], Any], n: int) -> Timing:
     c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
     for _ in range(n):

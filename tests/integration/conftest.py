@@ -9,15 +9,15 @@ server (`support.chroma`) and a live Prometheus with a workload (`support.promet
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-import psycopg
 import pytest
 import redis
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from support.chroma import chroma_server  # noqa: F401  (session fixture)
 from support.prometheus import live_prometheus  # noqa: F401  (live Prometheus + workload)
-from support.services import PrivateRedis, postgres_server, private_database
+from support.services import PrivateRedis, fill_table, postgres_server, private_database
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +46,31 @@ def pg_dsn() -> Iterator[str]:
 
 
 @pytest.fixture
-def table(pg_dsn: str) -> Iterator[str]:
+def table(pg_dsn: str) -> str:
     """A fresh ``memories(id int primary key, body text)`` table with rows 1..3."""
-    with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS memories")
-        conn.execute("CREATE TABLE memories (id int PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO memories VALUES (1, 'one'), (2, 'two'), (3, 'three')")
-    yield "memories"
+    rows = [(1, "one"), (2, "two"), (3, "three")]
+    return fill_table(pg_dsn, "memories", "id int PRIMARY KEY, body text", rows)
+
+
+@pytest.fixture
+def chroma_client(tmp_path: Path) -> Iterator[Any]:
+    """An embedded Chroma (``PersistentClient``) in a temporary directory."""
+    import chromadb  # only for the tests that ask for it
+    from chromadb.api.shared_system_client import SharedSystemClient
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(
+        path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False)
+    )
+    yield client
+    SharedSystemClient.clear_system_cache()
+
+
+@pytest.fixture
+def contrib() -> Iterator[list[Any]]:
+    """A list a test appends the contrib instrumentors it activates to; uninstrumented after."""
+    active: list[Any] = []
+    yield active
+    for inst in active:
+        if inst.is_instrumented_by_opentelemetry:
+            inst.uninstrument()

@@ -23,7 +23,8 @@ import psycopg
 import pytest
 import redis
 
-from support import ASSETS, ROOT
+from support import ASSETS, ROOT, processes
+from support.prometheus import start_prometheus
 from support.services import free_port
 from support.tools import need
 from tiertrace import __version__
@@ -401,25 +402,14 @@ def _wait_ready(url: str, seconds: float = 30) -> None:
 def test_report_from_prometheus_scraping_the_demo(
     pg_dsn: str, workdir: Path, cli_redis_url: str
 ) -> None:
-    binary = need("prometheus")
-    metrics_port, prom_port = free_port(), free_port()
+    metrics_port = free_port()
     config = workdir / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: demo\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
     )
-    prom = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{prom_port}"
+    prom, url = start_prometheus(workdir, config)
     try:
         _wait_ready(url)
         run = tiertrace(
@@ -442,8 +432,7 @@ def test_report_from_prometheus_scraping_the_demo(
             "report", "--prometheus", url, "--range", "2m", "--json", "--html", str(page)
         )
     finally:
-        prom.terminate()
-        prom.wait(timeout=30)
+        processes.stop(prom)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["source"] == {"kind": "prometheus", "url": url, "range": "2m"}

@@ -3,7 +3,6 @@ uninstrumenting in any order restores the clients."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -15,33 +14,23 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor as ContribRedi
 import tiertrace
 
 
-@pytest.fixture
-def contrib() -> Iterator[list[Any]]:
-    active: list[Any] = []
-    yield active
-    for inst in active:
-        if inst.is_instrumented_by_opentelemetry:
-            inst.uninstrument()
-
-
-def _provider(telemetry: Any) -> Any:
-    return telemetry.handle.telemetry.tracer_provider
+def _instrumented(inst: Any, contrib: list[Any], make_telemetry: Any, contrib_first: bool) -> Any:
+    """The contrib instrumentor ``inst`` and tiertrace both on, ``inst`` first or second; the
+    telemetry of tiertrace (the second one shares its tracer provider)."""
+    contrib.append(inst)
+    if contrib_first:
+        inst.instrument()
+        return make_telemetry()
+    telemetry = make_telemetry()
+    inst.instrument(tracer_provider=telemetry.handle.telemetry.tracer_provider)
+    return telemetry
 
 
 @pytest.mark.parametrize("contrib_first", [True, False])
 def test_contrib_redis_and_tiertrace_give_one_span_per_access(
     make_telemetry: Any, contrib: list[Any], r: redis.Redis, contrib_first: bool
 ) -> None:
-    telemetry = None
-    if not contrib_first:
-        telemetry = make_telemetry()
-    inst = ContribRedis()
-    contrib.append(inst)
-    if contrib_first:
-        inst.instrument()
-        telemetry = make_telemetry()
-    else:
-        inst.instrument(tracer_provider=_provider(telemetry))
+    telemetry = _instrumented(ContribRedis(), contrib, make_telemetry, contrib_first)
     r.set("c:1", "v")
     r.get("c:1")
     r.get("c:2")
@@ -61,14 +50,7 @@ def test_contrib_redis_and_tiertrace_give_one_span_per_access(
 def test_contrib_psycopg_and_tiertrace_give_one_span_per_access(
     make_telemetry: Any, contrib: list[Any], pg_dsn: str, table: str, contrib_first: bool
 ) -> None:
-    telemetry = None if contrib_first else make_telemetry()
-    inst = ContribPsycopg()
-    contrib.append(inst)
-    if contrib_first:
-        inst.instrument()
-        telemetry = make_telemetry()
-    else:
-        inst.instrument(tracer_provider=_provider(telemetry))
+    telemetry = _instrumented(ContribPsycopg(), contrib, make_telemetry, contrib_first)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("SELECT * FROM memories WHERE id = %s", (1,)).fetchall()
         conn.execute("SELECT * FROM memories WHERE id = %s", (9,)).fetchall()

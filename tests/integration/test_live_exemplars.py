@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,14 +25,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 import yaml
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from support import processes
 from support.exemplars import KEYS
-from support.services import free_port
+from support.prometheus import start_prometheus
+from support.services import drop_table, fill_table, free_port
 from support.tools import need
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -49,24 +50,6 @@ WANTED = {
 }
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the test process dies (Linux), no orphans."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 class Live:
     """The two processes of the test and what they leave behind."""
 
@@ -77,15 +60,7 @@ class Live:
         self.started = time.time()
 
     def start(self, argv: list[str], log: str, **kwargs: Any) -> subprocess.Popen[bytes]:
-        with (self.workdir / log).open("wb") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                preexec_fn=_die_with_parent,
-                **kwargs,
-            )
+        proc = processes.spawn(argv, self.workdir / log, cwd=self.workdir, **kwargs)
         self.procs.append(proc)
         return proc
 
@@ -111,22 +86,19 @@ class Live:
 
 @pytest.fixture
 def live(redis_url: str, pg_dsn: str) -> Iterator[Live]:
-    binary = need("prometheus")
+    need("prometheus")  # skip before anything is started
     workdir = Path(tempfile.mkdtemp(prefix="tiertrace-exemplars-"))
     table = f"exemplar_profiles_{uuid.uuid4().hex[:8]}"
     workload_url = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
     run = Live(workdir)
     try:
+        rows = [(i, f"profile {i}") for i in range(KEYS)]
+        fill_table(pg_dsn, table, "id int PRIMARY KEY, body text NOT NULL", rows)
         with suppress_instrumentation():
-            with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, body text NOT NULL)")
-                with conn.cursor() as cur:
-                    rows = [(i, f"profile {i}") for i in range(KEYS)]
-                    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)", rows)
             client = redis.Redis.from_url(workload_url)
             client.flushdb()
             client.close()
-        port, prom_port = free_port(), free_port()
+        port = free_port()
         config = {
             "port": port,
             "redis_url": workload_url,
@@ -152,25 +124,15 @@ def live(redis_url: str, pg_dsn: str) -> Iterator[Live]:
             ],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape))
-        run.start(
-            [
-                binary,
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-                "--enable-feature=exemplar-storage",
-            ],
-            "prometheus.log",
+        prometheus, run.prometheus = start_prometheus(
+            workdir, workdir / "prometheus.yml", "--enable-feature=exemplar-storage"
         )
-        run.prometheus = f"http://127.0.0.1:{prom_port}"
+        run.procs.append(prometheus)
         yield run
     finally:
         for proc in reversed(run.procs):
-            _stop(proc)
-        with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-        import shutil
-
+            processes.stop(proc)
+        drop_table(pg_dsn, table)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -218,7 +180,7 @@ def test_prometheus_exemplars_name_traces_the_workload_exported(live: Live) -> N
     access = _series(live, "tiertrace_access_duration_seconds_bucket")
     lookup = _any_series(live, "tiertrace_lookup_duration_seconds_bucket")
     for proc in live.procs:  # the workload writes its last spans as it stops
-        _stop(proc)
+        processes.stop(proc)
     rows = [json.loads(line) for line in (live.workdir / "spans.jsonl").read_text().splitlines()]
     spans = {(r["trace_id"], r["span_id"]): r for r in rows}
     traces = {r["trace_id"] for r in rows}

@@ -15,11 +15,9 @@ counters themselves are the totals since ``init()``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,15 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
 
-from support import ASSETS
+from support import ASSETS, processes
 from support import workers as many_workers
-from support.services import free_port
+from support.prometheus import shipped_config, start_prometheus
+from support.services import drop_table, fill_table, free_port
+from support.tools import need
 
-PROMETHEUS_YML = ASSETS / "prometheus" / "prometheus.yml"
 WORKERS = 4
 LOOKUPS = 400  # per worker, in the measured phase
 RATE = 100.0  # lookups per second per worker
@@ -101,59 +99,19 @@ def _wait(what: str, check: Callable[[], Any], timeout: float, cluster_dir: Path
     pytest.fail(f"{what}: not within {timeout:.0f} s (last: {last!r})\n{logs}")
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _prometheus_config(workdir: Path, targets: list[str]) -> Path:
-    """The shipped prometheus.yml scraping ``targets`` every second; rule files copied as-is."""
-    config = yaml.safe_load(PROMETHEUS_YML.read_text())
-    config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    [job] = config["scrape_configs"]
-    job |= {"job_name": JOB, "static_configs": [{"targets": targets}]}
-    for pattern in config["rule_files"]:
-        for rule_file in PROMETHEUS_YML.parent.glob(pattern):
-            copy = workdir / rule_file.relative_to(PROMETHEUS_YML.parent)
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(rule_file, copy)
-    path = workdir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 @pytest.fixture(scope="module")
 def cluster(redis_url: str, pg_dsn: str) -> Iterator[Cluster]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (Debian: apt-get install prometheus)")
+    need("prometheus")  # skip before anything is started
     workdir = Path(tempfile.mkdtemp(prefix="tiertrace-many-"))
     table = f"many_memories_{uuid.uuid4().hex[:8]}"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE TABLE {table} (query text PRIMARY KEY, body text NOT NULL)")
-            with conn.cursor() as cur:
-                cur.executemany(
-                    f"INSERT INTO {table} VALUES (%s, %s)",
-                    [
-                        (many_workers.question(i), f"answer {i}")
-                        for i in range(many_workers.N_QUERIES)
-                        if many_workers.in_postgres(i)
-                    ],
-                )
+        rows = [
+            (many_workers.question(i), f"answer {i}")
+            for i in range(many_workers.N_QUERIES)
+            if many_workers.in_postgres(i)
+        ]
+        fill_table(pg_dsn, table, "query text PRIMARY KEY, body text NOT NULL", rows)
         workers = []
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
         for n in range(WORKERS):
@@ -172,35 +130,18 @@ def cluster(redis_url: str, pg_dsn: str) -> Iterator[Cluster]:
                 "lookups": LOOKUPS,
             }
             (home / "config.json").write_text(json.dumps(config))
-            with (home / "worker.log").open("wb") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, many_workers.__file__, str(home / "config.json")],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=home,
-                    preexec_fn=_die_with_parent,
-                )
+            proc = processes.spawn(
+                [sys.executable, many_workers.__file__, str(home / "config.json")],
+                home / "worker.log",
+                cwd=home,
+                env=env,
+            )
             procs.append(proc)
             workers.append(Worker(home, port, proc))
-        prom_port = free_port()
-        config_path = _prometheus_config(workdir, [w.instance for w in workers])
-        with (workdir / "prometheus.log").open("wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        binary,
-                        f"--config.file={config_path}",
-                        f"--storage.tsdb.path={workdir / 'tsdb'}",
-                        f"--web.listen-address=127.0.0.1:{prom_port}",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,
-                    preexec_fn=_die_with_parent,
-                )
-            )
-        c = Cluster(f"http://127.0.0.1:{prom_port}", workers)
+        config_path = shipped_config(workdir, JOB, [w.instance for w in workers])
+        prometheus, prometheus_url = start_prometheus(workdir, config_path)
+        procs.append(prometheus)
+        c = Cluster(prometheus_url, workers)
 
         def scraped(name: str) -> bool:
             """Prometheus holds each worker's lookup count of ``name`` (and scraped it twice)."""
@@ -221,9 +162,8 @@ def cluster(redis_url: str, pg_dsn: str) -> Iterator[Cluster]:
         yield c
     finally:
         for proc in procs:
-            _stop(proc)
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            processes.stop(proc)
+        drop_table(pg_dsn, table)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -236,6 +236,19 @@ def test_a_reader_that_is_not_bridged_gets_the_same_names_through_sdk_instrument
         provider.shutdown()
 
 
+def _run_job(script: str, redis_url: str, env: dict[str, str] | None = None) -> str:
+    """The standard output of a short Python job, ``script`` with ``{url}`` = ``redis_url``."""
+    done = subprocess.run(
+        [sys.executable, "-c", script.format(url=redis_url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    return done.stdout
+
+
 FINAL_EXPORT = """
 import redis, tiertrace
 tiertrace.init(exporter="console", instrument=["redis"])
@@ -247,14 +260,7 @@ tiertrace.shutdown()
 
 
 def test_shutdown_exports_the_cost_of_a_short_job(redis_url: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", FINAL_EXPORT.format(url=redis_url)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    exported = _console_counts(done.stdout)
+    exported = _console_counts(_run_job(FINAL_EXPORT, redis_url))
     assert exported["access"] == {("redis", "SET", None): 1, ("redis", "GET", True): 1}
     assert exported["cost"]["redis"] == pytest.approx(2 * PRICES["redis"])
     assert exported["lookups"] == 1  # the GET hit; a write alone is no lookup
@@ -280,21 +286,14 @@ def test_every_periodic_export_and_the_final_one_carry_the_cost_with_the_accesse
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TIERTRACE_"))}
     env["OTEL_METRIC_EXPORT_INTERVAL"] = "1000"
-    done = subprocess.run(
-        [sys.executable, "-c", PERIODIC_RUN.format(url=redis_url)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env=env,
-    )
-    gets = next(json.loads(x)["gets"] for x in done.stdout.splitlines() if x.startswith('{"gets"'))
-    exports = [_metric_names(e) for e in _console_exports(done.stdout)]
+    stdout = _run_job(PERIODIC_RUN, redis_url, env=env)
+    gets = next(json.loads(x)["gets"] for x in stdout.splitlines() if x.startswith('{"gets"'))
+    exports = [_metric_names(e) for e in _console_exports(stdout)]
     with_access = [names for names in exports if ACCESS in names]
     with_cost = [names for names in exports if COST in names]
     assert len(with_access) >= 2  # at least one periodic export, and the final one
     assert len(with_access) == len(with_cost) == len(exports)
-    final = _console_counts(done.stdout)  # the last export: at shutdown, complete
+    final = _console_counts(stdout)  # the last export: at shutdown, complete
     assert final["access"] == {("redis", "SET", None): 1, ("redis", "GET", True): gets}
     assert final["cost"]["redis"] == pytest.approx((gets + 1) * PRICES["redis"])
     assert final["lookups"] == gets
@@ -315,14 +314,7 @@ tiertrace.shutdown()
 
 
 def test_flush_and_shutdown_each_export_every_instrument_exactly_once(redis_url: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", FLUSH_RUN.format(url=redis_url)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    before, rest = done.stdout.split("== flush ==\n")
+    before, rest = _run_job(FLUSH_RUN, redis_url).split("== flush ==\n")
     flushed, at_shutdown = rest.split("== shutdown ==\n")
     assert _console_exports(before) == []  # the 60 s interval has not passed
     (by_flush,) = _console_exports(flushed)

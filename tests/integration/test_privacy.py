@@ -14,17 +14,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import chromadb
 import psycopg
 import pytest
 import redis
-from chromadb.api.shared_system_client import SharedSystemClient
-from chromadb.config import Settings
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 from psycopg import sql
 
 import tiertrace
+from support.services import fill_table
 from tiertrace import HashingEmbeddingFunction, TieredMemory
 
 SECRET = "SECRET-7f3a9c"
@@ -90,11 +88,8 @@ def leaks(telemetry: Any, needles: tuple[str, ...] = NEEDLES) -> list[str]:
 
 @pytest.fixture
 def facts(pg_dsn: str, table: str) -> str:
-    with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS facts")
-        conn.execute("CREATE TABLE facts (query text PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO facts VALUES (%s, %s)", (f"{SECRET}-fact", f"{SECRET}-body"))
-    return "facts"
+    rows = [(f"{SECRET}-fact", f"{SECRET}-body")]
+    return fill_table(pg_dsn, "facts", "query text PRIMARY KEY, body text", rows)
 
 
 @pytest.fixture
@@ -107,15 +102,6 @@ def redis_user(redis_url: str) -> Iterator[str]:
         )
         yield redis_url.replace("redis://", f"redis://tt-privacy:{password}@")
         admin.acl_deluser("tt-privacy")
-
-
-@pytest.fixture
-def chroma_client(tmp_path: Any) -> Iterator[Any]:
-    client = chromadb.PersistentClient(
-        path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False)
-    )
-    yield client
-    SharedSystemClient.clear_system_cache()
 
 
 def secret_dsn(pg_dsn: str) -> str:

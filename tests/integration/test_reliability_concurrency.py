@@ -25,14 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import chromadb
 import psycopg
 import psycopg_pool
 import pytest
 import redis
 import redis.asyncio as aioredis
-from chromadb.api.shared_system_client import SharedSystemClient
-from chromadb.config import Settings
 from opentelemetry.instrumentation.chromadb import ChromaInstrumentor as ContribChroma
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor as ContribPsycopg
 from opentelemetry.instrumentation.redis import RedisInstrumentor as ContribRedis
@@ -346,24 +343,6 @@ def test_process_forked_after_init_keeps_recording_and_exporting(
 
 
 # -- coexistence with the contrib instrumentations ---------------------------------------------
-
-
-@pytest.fixture
-def contrib() -> Iterator[list[Any]]:
-    active: list[Any] = []
-    yield active
-    for inst in active:
-        if inst.is_instrumented_by_opentelemetry:
-            inst.uninstrument()
-
-
-@pytest.fixture
-def chroma_client(tmp_path: Path) -> Iterator[Any]:
-    client = chromadb.PersistentClient(
-        path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False)
-    )
-    yield client
-    SharedSystemClient.clear_system_cache()
 
 
 @pytest.mark.parametrize("contrib_first", [True, False])

@@ -39,6 +39,7 @@ from redis.retry import Retry
 import tiertrace
 from support.chroma import ChromaProcess
 from support.services import PrivateRedis, free_port
+from support.tracebacks import raised_by
 
 LOOKUP = "tiertrace.lookup.duration"
 ABSENT = "<absent>"
@@ -64,14 +65,6 @@ def own_chroma() -> Iterator[ChromaProcess]:
     yield server
     server.stop()
     SharedSystemClient.clear_system_cache()  # no cached client pointing at a dead port
-
-
-def raised_by(call: Callable[[], Any]) -> BaseException:
-    try:
-        call()
-    except Exception as exc:
-        return exc
-    raise AssertionError("the call did not raise")
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

@@ -26,6 +26,7 @@ from opentelemetry.trace import StatusCode
 from test_privacy import exported_strings
 
 import tiertrace
+from support.tracebacks import raised_by
 from tiertrace import ConfigError, PsycopgInstrumentor, RedisInstrumentor, Tier
 from tiertrace._core.sanitize.keys import MAX_KEY_CHARS, MAX_SQL_CHARS, key_hash
 
@@ -37,14 +38,6 @@ MARGIN = 16  # an operation name and a space in front of a bounded target
 def _clean() -> Iterator[None]:
     yield
     tiertrace.shutdown()
-
-
-def raised_by(call: Callable[[], Any]) -> BaseException:
-    try:
-        call()
-    except Exception as exc:
-        return exc
-    raise AssertionError("the call did not raise")
 
 
 def string_values(telemetry: Any) -> list[str]:

@@ -3,7 +3,6 @@ LookupMetrics, write-through, and track_agent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -11,9 +10,9 @@ import psycopg_pool
 import pytest
 import redis
 import redis.asyncio as aioredis
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 import tiertrace
+from support.services import fill_table
 from tiertrace import AsyncTieredMemory, TieredMemory
 
 SQL = "SELECT body FROM facts WHERE query = %s"
@@ -21,12 +20,9 @@ PUT = "INSERT INTO facts (query, body) VALUES (%s, %s) ON CONFLICT (query) DO NO
 
 
 @pytest.fixture
-def facts(pg_dsn: str) -> Iterator[str]:
-    with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS facts")
-        conn.execute("CREATE TABLE facts (query text PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO facts VALUES ('capital of france', 'Paris')")
-    yield "facts"
+def facts(pg_dsn: str) -> str:
+    rows = [("capital of france", "Paris")]
+    return fill_table(pg_dsn, "facts", "query text PRIMARY KEY, body text", rows)
 
 
 def test_second_call_is_served_by_l1_after_promotion(

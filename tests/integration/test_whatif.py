@@ -16,17 +16,16 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 import redis
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import tiertrace
+from support.services import fill_table
 from tiertrace._advisor.whatif import GRID, Figures, WhatIf, fmt_ttl
 from tiertrace._cli import html, report
 from tiertrace._contract import names
@@ -48,15 +47,9 @@ def _zipf_keys(seed: int) -> list[int]:
 
 
 @pytest.fixture
-def items(pg_dsn: str) -> Iterator[str]:
-    with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS whatif_items")
-        conn.execute("CREATE TABLE whatif_items (id int PRIMARY KEY, body text)")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO whatif_items VALUES (%s, %s)", [(i, f"v{i}") for i in range(N_KEYS)]
-            )
-    yield "whatif_items"
+def items(pg_dsn: str) -> str:
+    rows = [(i, f"v{i}") for i in range(N_KEYS)]
+    return fill_table(pg_dsn, "whatif_items", "id int PRIMARY KEY, body text", rows)
 
 
 def run_cache_aside(r: redis.Redis, pg_dsn: str, ttl_s: int, seed: int) -> dict[str, Any]:

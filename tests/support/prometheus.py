@@ -68,8 +68,8 @@ from typing import Any
 
 import pytest
 
-from support import ASSETS
-from support.services import free_port
+from support import ASSETS, processes
+from support.services import drop_table, fill_table, free_port
 from support.tools import need
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -268,32 +268,6 @@ def run_workload(config_path: str) -> None:
 # -- the fixture ---------------------------------------------------------------------------
 
 
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-3000:]
-    except OSError:
-        return "<no log>"
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the test process dies (Linux), no orphans."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def _poll(what: str, check: Any, timeout: float, *logs: Path, procs: tuple[Any, ...] = ()) -> Any:
     """Call ``check()`` until it returns something truthy; fail with the logs after timeout."""
     deadline = time.monotonic() + timeout
@@ -313,20 +287,21 @@ def _poll(what: str, check: Any, timeout: float, *logs: Path, procs: tuple[Any, 
 
 
 def _logs(logs: tuple[Path, ...]) -> str:
-    return "\n".join(f"--- {p.name} ---\n{_tail(p)}" for p in logs)
+    return "\n".join(f"--- {p.name} ---\n{processes.tail(p)}" for p in logs)
 
 
-def _prometheus_config(workdir: Path, target: str) -> Path:
-    """The shipped prometheus.yml, scraping ``target`` every second; rule files copied as-is."""
+def shipped_config(workdir: Path, job: str, targets: list[str]) -> Path:
+    """The shipped prometheus.yml in ``workdir``, the one job ``job`` scraping ``targets``.
+
+    Scrape and evaluation every second; ``honor_labels`` kept; the rule files copied unchanged.
+    """
     import yaml
 
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
-    config["global"]["scrape_interval"] = "1s"
-    config["global"]["evaluation_interval"] = "1s"
-    [job] = config["scrape_configs"]
-    assert job["honor_labels"] is True
-    job["job_name"] = JOB
-    job["static_configs"] = [{"targets": [target]}]
+    config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    [scrape] = config["scrape_configs"]
+    assert scrape["honor_labels"] is True
+    scrape |= {"job_name": job, "static_configs": [{"targets": targets}]}
     for pattern in config["rule_files"]:
         for rule_file in PROMETHEUS_YML.parent.glob(pattern):
             copy = workdir / rule_file.relative_to(PROMETHEUS_YML.parent)
@@ -335,6 +310,28 @@ def _prometheus_config(workdir: Path, target: str) -> Path:
     path = workdir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def start_prometheus(
+    workdir: Path, config_path: Path, *flags: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's ``prometheus`` with ``config_path`` on a free loopback port: (process, base URL).
+
+    Its TSDB is ``workdir/tsdb`` and its log ``workdir/prometheus.log``; ``flags`` are added to
+    its command line (``--enable-feature=…``). Skips the test when Prometheus is not installed.
+    Stop it with `support.processes.stop`.
+    """
+    binary = need("prometheus")
+    port = free_port()
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={workdir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
+    ]
+    proc = processes.spawn(argv, workdir / "prometheus.log", cwd=workdir)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 # (served_by, query_type) of every lookup series the workload makes
@@ -368,11 +365,10 @@ def _warm(stats_path: Path, metrics_url: str) -> bool:
 @pytest.fixture(scope="module")
 def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
     """A live workload scraped by a live Prometheus with the shipped rules (see module doc)."""
-    import psycopg
     import redis
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-    binary = need("prometheus")
+    need("prometheus")  # skip before anything is started
     workdir = Path(tempfile.mkdtemp(prefix="tiertrace-live-prom-"))
     table = f"live_memories_{uuid.uuid4().hex[:8]}"
     workload_url = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
@@ -380,14 +376,9 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
     prometheus: subprocess.Popen[bytes] | None = None
     work_log, prom_log = workdir / "workload.log", workdir / "prometheus.log"
     try:
+        rows = [(question(i), f"answer {i}") for i in range(N_QUERIES) if in_postgres(i)]
+        fill_table(pg_dsn, table, "query text PRIMARY KEY, body text NOT NULL", rows)
         with suppress_instrumentation():
-            with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                conn.execute(f"CREATE TABLE {table} (query text PRIMARY KEY, body text NOT NULL)")
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO {table} VALUES (%s, %s)",
-                        [(question(i), f"answer {i}") for i in range(N_QUERIES) if in_postgres(i)],
-                    )
             client = redis.Redis.from_url(workload_url)
             client.flushdb()
             client.close()
@@ -407,15 +398,12 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
         (workdir / "workload.json").write_text(json.dumps(config))
         path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": path}
-        with work_log.open("wb") as log:
-            workload = subprocess.Popen(
-                [sys.executable, "-m", "support.prometheus", str(workdir / "workload.json")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=workdir,
-                preexec_fn=_die_with_parent,
-            )
+        workload = processes.spawn(
+            [sys.executable, "-m", "support.prometheus", str(workdir / "workload.json")],
+            work_log,
+            cwd=workdir,
+            env=env,
+        )
         # every lookup series exists before the first scrape (see the module documentation)
         _poll(
             "workload warm",
@@ -425,23 +413,10 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
             procs=(workload,),
         )
 
-        prom_port = free_port()
-        config_path = _prometheus_config(workdir, f"127.0.0.1:{port}")
-        with prom_log.open("wb") as log:
-            prometheus = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config_path}",
-                    f"--storage.tsdb.path={workdir / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                preexec_fn=_die_with_parent,
-            )
+        config_path = shipped_config(workdir, JOB, [f"127.0.0.1:{port}"])
+        prometheus, prom_url = start_prometheus(workdir, config_path)
         live = LivePrometheus(
-            url=f"http://127.0.0.1:{prom_port}",
+            url=prom_url,
             metrics_url=f"http://127.0.0.1:{port}/metrics",
             stats_path=stats_path,
             history_path=history_path,
@@ -458,10 +433,9 @@ def live_prometheus(redis_url: str, pg_dsn: str) -> Iterator[LivePrometheus]:
         )
         yield live
     finally:
-        _stop(prometheus)
-        _stop(workload)
-        with suppress_instrumentation(), psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        processes.stop(prometheus)
+        processes.stop(workload)
+        drop_table(pg_dsn, table)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -4,7 +4,7 @@ Everything here goes through the implementation behind ``tiertrace demo --start-
 (`tiertrace._cli.services`): `free_port`, ``PrivateServices.start_redis`` and
 ``PrivateServices.start_postgres``. What this module adds is only what tests need on top:
 killing, pausing and restarting a Redis server on the same port, and a database of its own
-for each test session.
+for each test session, and the tables the tests read from it (`fill_table`, `drop_table`).
 
 Set-up traffic runs under ``suppress_instrumentation()``: tiertrace records none of it.
 """
@@ -15,9 +15,8 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import psycopg
@@ -33,7 +32,15 @@ from tiertrace._cli.services import (
     free_port,
 )
 
-__all__ = ["PG_ADMIN", "PrivateRedis", "free_port", "postgres_server", "private_database"]
+__all__ = [
+    "PG_ADMIN",
+    "PrivateRedis",
+    "drop_table",
+    "fill_table",
+    "free_port",
+    "postgres_server",
+    "private_database",
+]
 
 # A PostgreSQL server the tests may create databases on; started privately when it does not answer.
 PG_ADMIN = os.environ.get("TIERTRACE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -65,7 +72,8 @@ class PrivateRedis:
                     self._services.redis = subprocess.Popen(
                         self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                     )
-                    _wait_until(lambda: check_redis(self.url), f"redis-server on {self.url}")
+                    # the readiness wait of `PrivateServices.start_redis`, on the same port
+                    self._services._wait(lambda: check_redis(self.url), "redis-server")
             except Unavailable as error:
                 pytest.fail(f"{error} ({install_hint('redis-server')})")
         return self.url
@@ -96,18 +104,6 @@ class PrivateRedis:
         self._services.stop()
 
 
-def _wait_until(check: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()  # type: ignore[operator]
-            return
-        except Unavailable:
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what} did not answer within {timeout:.0f} s")
-            time.sleep(0.02)
-
-
 @contextlib.contextmanager
 def postgres_server(admin_dsn: str = PG_ADMIN) -> Iterator[str]:
     """An admin DSN: ``admin_dsn`` when it answers, else a private cluster (``initdb``)."""
@@ -135,3 +131,21 @@ def private_database(admin_dsn: str) -> Iterator[str]:
     finally:
         with suppress_instrumentation(), psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fill_table(dsn: str, name: str, columns: str, rows: Iterable[Sequence[object]]) -> str:
+    """A fresh table ``name (columns)`` holding ``rows``, dropped first if it exists; its name."""
+    with suppress_instrumentation(), psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+        conn.execute(f"CREATE TABLE {name} ({columns})")
+        rows = list(rows)
+        if rows:
+            placeholders = ", ".join(["%s"] * len(rows[0]))
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {name} VALUES ({placeholders})", rows)
+    return name
+
+
+def drop_table(dsn: str, name: str) -> None:
+    with suppress_instrumentation(), psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")

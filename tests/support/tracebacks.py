@@ -4,8 +4,19 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+
+def raised_by(call: Callable[[], Any]) -> BaseException:
+    """The exception ``call()`` raises (AssertionError when it raises none)."""
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("the call did not raise")
 
 
 def package_dir(package: ModuleType) -> Path:
