@@ -73,7 +73,7 @@ class PrivateRedis:
                         self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                     )
                     # the readiness wait of `PrivateServices.start_redis`, on the same port
-                    self._services._wait(lambda: check_redis(self.url), "redis-server")
+                    self._services.wait(lambda: check_redis(self.url), "redis-server")
             except Unavailable as error:
                 pytest.fail(f"{error} ({install_hint('redis-server')})")
         return self.url

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -213,7 +214,7 @@ class PrivateServices:
             stderr=subprocess.DEVNULL,
         )
         url = f"redis://127.0.0.1:{port}/0"
-        self._wait(lambda: check_redis(url), "redis-server")
+        self.wait(lambda: check_redis(url), "redis-server")
         return url
 
     def start_postgres(self) -> str:
@@ -248,7 +249,7 @@ class PrivateServices:
             [str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "start"]
         )
         dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        self._wait(lambda: check_postgres(dsn), "PostgreSQL")
+        self.wait(lambda: check_postgres(dsn), "PostgreSQL")
         return dsn
 
     def _run(self, argv: list[str]) -> None:
@@ -265,11 +266,12 @@ class PrivateServices:
             )
 
     @staticmethod
-    def _wait(check: object, name: str) -> None:
+    def wait(check: Callable[[], None], name: str) -> None:
+        """Call ``check`` until it stops raising `Unavailable` (20 s at most)."""
         deadline = time.monotonic() + 20
         while True:
             try:
-                check()  # type: ignore[operator]
+                check()
                 return
             except Unavailable:
                 if time.monotonic() > deadline:
