@@ -58,7 +58,9 @@ From hit rates to figures (`WhatIf.curve`, given `Figures` of the observed traff
   those avoided) times the observed cost of one miss (the cost of the deeper tiers and the L1
   fills over the observed L1 misses; before any miss, one access to the next tier plus one L1
   write), projected to a day over the time observed (DESIGN §5: nothing before the minimum
-  window);
+  window). Misses are counted from the replay at the TTL in use, so the curve costs exactly
+  what was observed there and ``savings_per_day_usd`` is the replay's difference to it (with
+  no TTL seen on the writes, from the misses observed);
 * ``sampled_keys``, ``sampled_reads`` and the band (``*_low`` / ``*_high``).
 
 Example (an injected clock stands in for time; every key sampled)::
@@ -335,14 +337,19 @@ class WhatIf:
         def adjust(rate: float) -> float:
             return min(1.0, max(0.0, rate * (1.0 - short) + short))
 
+        ranked = sorted(zip(self.ttls(), self._rates(), strict=True), key=lambda r: r[0])
+        # the cost is anchored at the TTL in use: there the curve costs what was observed, and
+        # another TTL adds (or saves) the misses the replay finds between the two; without an
+        # observed TTL, the replay's misses are compared with the misses observed
+        at_observed = [adjust(r[0]) for ttl, r in ranked if ttl == observed]
+        misses_ref = fig.l1_reads * (1.0 - at_observed[0]) if at_observed else misses_now
+
         def cost(rate: float) -> float:
             misses = fig.l1_reads * (1.0 - rate)
-            return max(fig.total_cost_usd + (misses - misses_now) * per_miss, 0.0) * per_day
+            return max(fig.total_cost_usd + (misses - misses_ref) * per_miss, 0.0) * per_day
 
         now_cost = fig.total_cost_usd * per_day
-        for ttl, (raw, raw_low, raw_high, n, _w) in sorted(
-            zip(self.ttls(), self._rates(), strict=True), key=lambda r: r[0]
-        ):
+        for ttl, (raw, raw_low, raw_high, n, _w) in ranked:
             p, low, high = adjust(raw), adjust(raw_low), adjust(raw_high)
             rows.append(
                 {

@@ -31,6 +31,7 @@ from tiertrace._cli.report import (
     money,
     num,
     price_lines,
+    saving,
     source_line,
     tier_projection,
     total_projection,
@@ -349,8 +350,8 @@ def ttl_curve(report: dict[str, Any]) -> str:
             f"The {target * 100:.0f} % target needs TTL {fmt_ttl(num(reach['ttl_s']))}: "
             f"predicted {num(reach['cache_effectiveness']) * 100:.1f} % "
             f"({num(reach['cache_effectiveness_low']) * 100:.1f}–"
-            f"{num(reach['cache_effectiveness_high']) * 100:.1f} %), saves "
-            f"{money(num(reach['savings_per_day_usd']))} per day."
+            f"{num(reach['cache_effectiveness_high']) * 100:.1f} %), "
+            f"{saving(num(reach['savings_per_day_usd']))}."
         )
     else:
         assert best is not None

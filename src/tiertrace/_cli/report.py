@@ -281,6 +281,13 @@ def money(value: float) -> str:
     return f"${value:,.2f}" if abs(value) >= 0.01 or value == 0 else f"${value:,.4f}"
 
 
+def saving(per_day: float) -> str:
+    """A predicted change of cost: "saves $X per day", or "costs $X more per day"."""
+    if per_day >= 0:
+        return f"saves {money(per_day)} per day"
+    return f"costs {money(-per_day)} more per day"
+
+
 def collecting(needs_s: float, window_s: float) -> str:
     """``collecting (N s of 60 s)``: how much of the projection window has been observed."""
     if window_s <= 0:
@@ -424,7 +431,7 @@ def whatif_lines(report: dict[str, Any]) -> list[str]:
             f"{num(reach['cache_effectiveness']) * 100:.1f} % "
             f"(95 % band {num(reach['cache_effectiveness_low']) * 100:.1f}–"
             f"{num(reach['cache_effectiveness_high']) * 100:.1f} %), "
-            f"saves {money(num(reach['savings_per_day_usd']))} per day"
+            + saving(num(reach["savings_per_day_usd"]))
         )
     elif best is not None:
         lines.append(
