@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from tiertrace._contract.names import (
     BUCKETS,
@@ -117,24 +116,3 @@ class Metrics:
     def error_count(self) -> dict[str, float]:
         """Faults counted per component."""
         return {slot.attributes[COMPONENT]: slot.value for _k, slot in self.errors.items()}
-
-
-def tier_totals(metrics: Metrics) -> dict[str, dict[str, Any]]:
-    """Per tier name: accesses, reads, hits, errors, latency sum, cost (exact, since start)."""
-    out: dict[str, dict[str, Any]] = {}
-    for (name, op, hit, error), slot in metrics.access.items():
-        p = slot.point()
-        tier: Tier = slot.context
-        row = out.setdefault(
-            name,
-            {"accesses": 0, "reads": 0, "hits": 0, "errors": 0, "latency": 0.0, "cost": 0.0},
-        )
-        row["accesses"] += p.recorded
-        row["latency"] += p.sum
-        row["cost"] += p.recorded * tier.cost(op)
-        if error is not None:
-            row["errors"] += p.recorded
-        if hit is not None:
-            row["reads"] += p.recorded
-            row["hits"] += p.recorded if hit else 0
-    return out

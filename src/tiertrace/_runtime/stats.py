@@ -250,11 +250,6 @@ class Stats:
         if r.n < r.size:
             r.n += 1
 
-    def costs(self) -> dict[str, float]:
-        """Cumulative cost per tier since init() (what ``tiertrace.cost.usd`` reports)."""
-        with self.lock:
-            return {name: t.cost for name, t in self.by_name.items()}
-
     def cache_effectiveness(self) -> float:
         """Share of the window's lookups served by level 1 (cheap: kept as a running count)."""
         with self.lock:
