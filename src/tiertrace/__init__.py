@@ -106,6 +106,7 @@ def init(
     target_lookup_latency_ms: float | None = None,
     target_l1_hit_rate: float | None = None,
     semconv_metrics: bool | None = None,
+    bridge_readers: bool | None = None,
     instrument: Sequence[str] | None = None,
     prices: Mapping[str, float] | None = None,
     tiers: Sequence[Tier] | None = None,
@@ -145,6 +146,10 @@ def init(
         target_lookup_latency_ms: mean lookup latency to stay under (50 ms).
         target_l1_hit_rate: level-1 hit rate to aim for (0.40).
         semconv_metrics: also record the semantic-convention ``db.client.operation.duration``.
+        bridge_readers: give every reader of the meter provider in use (yours, or the global
+            one ``opentelemetry-instrument`` configured) tiertrace's fast metric path, as
+            `bridge_reader` does for one reader (False: a provider whose readers are not all
+            bridged gets tiertrace's metrics through SDK instruments, ~15 µs more per access).
         instrument: client libraries to instrument, by library or tier name (``"redis"``,
             ``"psycopg"`` or ``"postgresql"``, ``"chroma"``); every installed one by default.
         prices: your prices in USD, overriding those of ``tiers``: per access by tier name,

@@ -462,3 +462,25 @@ def _console_counts(text: str) -> dict[str, Any]:
                     elif m["name"] == COST:
                         out["cost"][a["tiertrace.tier"]] = p["value"]
     return out
+
+
+def test_bridge_readers_gives_the_readers_of_the_provider_in_use_the_fast_path(
+    r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    reader = InMemoryMetricReader()  # the application's, never passed through bridge_reader
+    provider = MeterProvider(metric_readers=[reader])
+    handle = tiertrace.init(
+        exporter="none", meter_provider=provider, instrument=["redis", "psycopg"],
+        bridge_readers=True,
+    )  # fmt: skip
+    try:
+        assert handle.telemetry.fallback is None  # no SDK instrument call per access
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            workload(r, conn)
+        tiertrace.flush()
+        counts = _in_memory_counts(reader)
+        assert counts["access"] == TRUTH
+        assert counts["cost"] == pytest.approx(_expected_cost())
+    finally:
+        tiertrace.shutdown()
+        provider.shutdown()

@@ -27,6 +27,8 @@ settings, ``OTEL_SERVICE_NAME`` …).
 * ``whatif_sample_rate`` — share of Redis (L1) keys the TTL what-if replays, by a stable hash
   of the key (1/64 = 0.015625; 1 keeps every key; see `tiertrace._advisor.whatif`)
 * ``semconv_metrics`` — also record ``db.client.operation.duration`` (false)
+* ``bridge_readers`` — give every reader of the meter provider in use tiertrace's fast metric
+  path (false; see `tiertrace.bridge_reader`)
 * ``instrument`` — which client libraries to instrument (every installed one of
   ``redis,psycopg,chroma``; the variable takes a comma-separated list)
 
@@ -85,6 +87,7 @@ class Settings:
     target_lookup_latency_ms: float = LOOKUP_LATENCY.value
     target_l1_hit_rate: float = L1_HIT_RATE.value
     semconv_metrics: bool = False
+    bridge_readers: bool = False
     instrument: tuple[str, ...] = CLIENTS
     prices: Mapping[str, float] | None = None
     tiers: tuple[Tier, ...] = DEFAULT_TIERS

@@ -94,6 +94,9 @@ class Telemetry:
         self.metrics = Metrics(settings.tiers, semconv=settings.semconv_metrics)
         # tiertrace's own aggregation reaches every reader of the provider through the bridge;
         # where a reader is not bridged, the same names go through SDK instruments (slower)
+        if settings.bridge_readers:  # asked for: every reader of the provider in use
+            for reader in getattr(self.meter_provider, "_metric_readers", ()):
+                bridge.attach(reader, source)
         self.fallback = None if _bridged(self.meter_provider) else SdkInstruments(meter, settings)
 
     # -- providers -------------------------------------------------------------------------
