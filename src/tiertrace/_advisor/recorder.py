@@ -172,103 +172,8 @@ class Recorder:
                 return
             with self._lock:
                 now = self._clock()
-                b = int(now * self._inv_w)
-                t = self._tiers.get(tier)
-                if t is None or t.head != b:
-                    t = self._tier(self._tiers, tier, level, 8, b, now)
-                    if t is None:
-                        return
-                c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat., writes
-                c[0] += 1.0
-                c[1] += latency_s
-                c[2] += cost
-                if is_write:
-                    c[7] += 1.0
-                elif hit is not None:
-                    c[3] += 1.0
-                    c[4] += latency_s
-                    if hit:
-                        c[5] += 1.0
-                        c[6] += latency_s
-                if level != 1 or type(pattern) is not str:
-                    return
-                p = self._patterns.get(pattern)
-                if p is None or p.head != b:
-                    p = self._pattern(pattern, b, now)
-                p.last = now
-                pc = p.cur
-                pc[0] += 1.0
-                if is_write:
-                    pc[11] += 1.0
-                    p.fill_tier = tier
-                    if type(key) is str:
-                        f = self._fills.get(key)
-                        if f is None:
-                            if len(self._fills) >= self.capacity:
-                                self._evict_fills(now, b)
-                            self._fills[key] = Fill(now, pattern)
-                        else:  # the previous fill was never read: overwritten, wasted
-                            pc[12] += 1.0
-                            f.t = now
-                    return
-                if hit is not None:
-                    pc[9] += 1.0
-                    if not hit:
-                        pc[10] += 1.0
-                if type(key) is str:
-                    self._fills.pop(key, None)  # read back: that fill was useful
-        except Exception as exc:
-            self._fault(exc)
-
-    def observe_l1_hit(
-        self, tier: str, pattern: str, key: str | None, latency_s: float, cost: float
-    ) -> None:
-        """A level-1 read that hit and was a lookup of its own (most of the traffic): what
-        `observe_access` and `observe_lookup` record for it, under one lock."""
-        try:
-            if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
-                return
-            if type(pattern) is not str:
-                return
-            with self._lock:
-                now = self._clock()
-                b = int(now * self._inv_w)
-                t = self._tiers.get(tier)
-                if t is None or t.head != b:
-                    t = self._tier(self._tiers, tier, 1, 8, b, now)
-                    if t is None:
-                        return
-                c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat., writes
-                c[0] += 1.0
-                c[1] += latency_s
-                c[2] += cost
-                c[3] += 1.0
-                c[4] += latency_s
-                c[5] += 1.0
-                c[6] += latency_s
-                s = self._served.get(tier)
-                if s is None or s.head != b:
-                    s = self._tier(self._served, tier, 1, 3, b, now)
-                    if s is None:
-                        return
-                c = s.cur  # lookups, latency, cost
-                c[0] += 1.0
-                c[1] += latency_s
-                c[2] += cost
-                p = self._patterns.get(pattern)
-                if p is None or p.head != b:
-                    p = self._pattern(pattern, b, now)
-                p.last = now
-                srv = p.served
-                srv[tier] = srv.get(tier, 0) + 1
-                c = p.cur  # layout: see PatternStat
-                c[0] += 2.0  # the access and the lookup
-                c[1] += 1.0
-                c[2] += latency_s
-                c[3] += cost
-                c[9] += 1.0
-                if type(key) is str:
-                    self._fills.pop(key, None)  # read back: that fill was useful
+                self._access(now, int(now * self._inv_w), tier, level, pattern, key, latency_s,
+                             cost, hit, is_write)  # fmt: skip
         except Exception as exc:
             self._fault(exc)
 
@@ -287,71 +192,162 @@ class Recorder:
                 return
             if type(pattern) is not str or type(served_by) is not str:
                 return
-            deep = served_level >= 2
+            with self._lock:
+                now = self._clock()
+                self._lookup(now, int(now * self._inv_w), pattern, key, served_by, served_level,
+                             latency_s, cost)  # fmt: skip
+        except Exception as exc:
+            self._fault(exc)
+
+    def observe_l1_hit(
+        self, tier: str, pattern: str, key: str | None, latency_s: float, cost: float
+    ) -> None:
+        """A level-1 read that hit and was a lookup of its own (most of the traffic): what
+        `observe_access` and `observe_lookup` record for it, under one lock."""
+        try:
+            if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
+                return
+            if type(pattern) is not str:
+                return
             with self._lock:
                 now = self._clock()
                 b = int(now * self._inv_w)
-                s = self._served.get(served_by)
-                if s is None or s.head != b:
-                    s = self._tier(self._served, served_by, served_level, 3, b, now)
-                    if s is None:
-                        return
-                c = s.cur  # lookups, latency, cost
-                c[0] += 1.0
-                c[1] += latency_s
-                c[2] += cost
-                p = self._patterns.get(pattern)
-                if p is None or p.head != b:
-                    p = self._pattern(pattern, b, now)
-                p.last = now
-                srv = p.served
-                srv[served_by] = srv.get(served_by, 0) + 1
-                c = p.cur  # layout: see PatternStat
-                c[0] += 1.0
-                c[1] += 1.0
-                c[2] += latency_s
-                c[3] += cost
-                if not deep:
-                    return
-                c[4] += 1.0
-                c[5] += latency_s
-                c[6] += cost
-                window = self.window_s
-                if now - p.last_deep > window:  # idle for a window: a fresh start
-                    p.first_deep = now
-                    p.top_key = None
-                    p.top_n = 0.0
-                gap = -1.0
-                if type(key) is str:
-                    ep = b // self._nb
-                    e = self._keys.get(key)
-                    if e is None:
-                        if len(self._keys) >= self.capacity:
-                            frac = (b % self._nb) / self._nb
-                            self._keys = prune_keys(self._keys, self.capacity // 2, ep, frac)
-                        self._keys[key] = KeyStat(pattern, ep, now)
-                        n = 1.0
-                    else:
-                        if e.ep < ep:
-                            e.prev = e.cur if e.ep == ep - 1 else 0
-                            e.cur = 0
-                            e.ep = ep
-                        e.cur += 1
-                        n = float(e.cur + e.prev)
-                        if now - e.last <= window:
-                            gap = now - e.last
-                        e.last = now
-                    if n > p.top_n or key == p.top_key:
-                        p.top_key = key
-                        p.top_n = n
-                elif now - p.last_deep <= window:  # no key: the pattern is the unit
-                    gap = now - p.last_deep
-                p.last_deep = now
-                if gap >= 0.0:
-                    c[7] += 1.0
-                    c[8] += gap
+                self._access(now, b, tier, 1, pattern, key, latency_s, cost, True, False)
+                self._lookup(now, b, pattern, key, tier, 1, latency_s, cost)
         except Exception as exc:
             self._fault(exc)
+
+    def _access(
+        self,
+        now: float,
+        b: int,
+        tier: str,
+        level: int,
+        pattern: str,
+        key: str | None,
+        latency_s: float,
+        cost: float,
+        hit: bool | None,
+        is_write: bool,
+    ) -> None:
+        # called with the lock held
+        t = self._tiers.get(tier)
+        if t is None or t.head != b:
+            t = self._tier(self._tiers, tier, level, 8, b, now)
+            if t is None:
+                return
+        c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat., writes
+        c[0] += 1.0
+        c[1] += latency_s
+        c[2] += cost
+        if is_write:
+            c[7] += 1.0
+        elif hit is not None:
+            c[3] += 1.0
+            c[4] += latency_s
+            if hit:
+                c[5] += 1.0
+                c[6] += latency_s
+        if level != 1 or type(pattern) is not str:
+            return
+        p = self._patterns.get(pattern)
+        if p is None or p.head != b:
+            p = self._pattern(pattern, b, now)
+        p.last = now
+        pc = p.cur
+        pc[0] += 1.0
+        if is_write:
+            pc[11] += 1.0
+            p.fill_tier = tier
+            if type(key) is str:
+                f = self._fills.get(key)
+                if f is None:
+                    if len(self._fills) >= self.capacity:
+                        self._evict_fills(now, b)
+                    self._fills[key] = Fill(now, pattern)
+                else:  # the previous fill was never read: overwritten, wasted
+                    pc[12] += 1.0
+                    f.t = now
+            return
+        if hit is not None:
+            pc[9] += 1.0
+            if not hit:
+                pc[10] += 1.0
+        if type(key) is str:
+            self._fills.pop(key, None)  # read back: that fill was useful
+
+    def _lookup(
+        self,
+        now: float,
+        b: int,
+        pattern: str,
+        key: str | None,
+        served_by: str,
+        served_level: int,
+        latency_s: float,
+        cost: float,
+    ) -> None:
+        # called with the lock held
+        deep = served_level >= 2
+        s = self._served.get(served_by)
+        if s is None or s.head != b:
+            s = self._tier(self._served, served_by, served_level, 3, b, now)
+            if s is None:
+                return
+        c = s.cur  # lookups, latency, cost
+        c[0] += 1.0
+        c[1] += latency_s
+        c[2] += cost
+        p = self._patterns.get(pattern)
+        if p is None or p.head != b:
+            p = self._pattern(pattern, b, now)
+        p.last = now
+        srv = p.served
+        srv[served_by] = srv.get(served_by, 0) + 1
+        c = p.cur  # layout: see PatternStat
+        c[0] += 1.0
+        c[1] += 1.0
+        c[2] += latency_s
+        c[3] += cost
+        if not deep:
+            return
+        c[4] += 1.0
+        c[5] += latency_s
+        c[6] += cost
+        window = self.window_s
+        if now - p.last_deep > window:  # idle for a window: a fresh start
+            p.first_deep = now
+            p.top_key = None
+            p.top_n = 0.0
+        gap = -1.0
+        if type(key) is str:
+            ep = b // self._nb
+            e = self._keys.get(key)
+            if e is None:
+                if len(self._keys) >= self.capacity:
+                    frac = (b % self._nb) / self._nb
+                    self._keys = prune_keys(self._keys, self.capacity // 2, ep, frac)
+                self._keys[key] = KeyStat(pattern, ep, now)
+                n = 1.0
+            else:
+                if e.ep < ep:
+                    e.prev = e.cur if e.ep == ep - 1 else 0
+                    e.cur = 0
+                    e.ep = ep
+                e.cur += 1
+                n = float(e.cur + e.prev)
+                if now - e.last <= window:
+                    gap = now - e.last
+                e.last = now
+            if n > p.top_n or key == p.top_key:
+                p.top_key = key
+                p.top_n = n
+        elif now - p.last_deep <= window:  # no key: the pattern is the unit
+            gap = now - p.last_deep
+        p.last_deep = now
+        if gap >= 0.0:
+            c[7] += 1.0
+            c[8] += gap
 
     def _fault(self, exc: BaseException) -> None:
         self.faults += 1
