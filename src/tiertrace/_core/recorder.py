@@ -80,6 +80,7 @@ class Access:
         "cost",
         "duration_s",
         "error_type",
+        "exemplar",
         "hit",
         "key",
         "keys_hit",
@@ -114,6 +115,7 @@ class Access:
         self.cost = tier.cost(op)
         self.hit: bool | None = None
         self.error_type: str | None = None
+        self.exemplar: Exemplar | None = None  # set when the span was sampled
         self.rows: int | None = None
         self.keys_requested: int | None = None
         self.keys_hit: int | None = None
@@ -293,7 +295,9 @@ def _close(acc: Access, duration: float) -> None:
         if acc.recording:
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:
-                slot.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
+                slot.exemplar = acc.exemplar = Exemplar(
+                    duration, time_ns(), ctx.trace_id, ctx.span_id
+                )
             if acc.hit is not None:
                 span.set_attribute("tiertrace.hit", acc.hit)
             if acc.rows is not None:

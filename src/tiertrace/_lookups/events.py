@@ -123,10 +123,8 @@ class Emitter:
             if slot is None:
                 slot = tel.metrics.lookup.histogram(key)
             slot.record(seconds, acc.cost)
-            if acc.recording:  # the lookup is that access: its span is the exemplar's
-                ctx = acc.span.get_span_context()
-                if ctx.trace_flags.sampled:
-                    slot.exemplar = Exemplar(seconds, time_ns(), ctx.trace_id, ctx.span_id)
+            if acc.exemplar is not None:  # the lookup is that access: so is its exemplar
+                slot.exemplar = acc.exemplar
             if tel.fallback is not None:
                 tel.fallback.lookup(seconds, slot.attributes)
         except Exception as fault:

@@ -51,7 +51,7 @@ from tiertrace._core import recorder
 from tiertrace._core.errors import ConfigError
 from tiertrace._core.metrics import Metrics
 from tiertrace._core.recorder import Access
-from tiertrace._runtime import bridge
+from tiertrace._runtime import bridge, delivery
 from tiertrace._runtime.bridge import Source
 from tiertrace._runtime.config import Settings
 from tiertrace._version import __version__
@@ -165,8 +165,6 @@ class Telemetry:
 
     def _guarded(self, signal: str, exporter: Any) -> Any:
         """``exporter`` behind the one-warning, fail-fast guard of `tiertrace._runtime.delivery`."""
-        from tiertrace._runtime import delivery
-
         if self.delivery is None:
             self.delivery = delivery.Delivery(recorder.count_fault)
         guard = {
