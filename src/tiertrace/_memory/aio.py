@@ -8,17 +8,16 @@ each step of a plan: ``redis.asyncio``, a ``psycopg.AsyncConnection`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from tiertrace._lookups.grouping import lookup
-from tiertrace._memory.planner import LookupMetrics, Plan, Planner, default_serialize
+from tiertrace._memory.planner import LookupMetrics, Plan, PlannedMemory
 
 __all__ = ["AsyncTieredMemory"]
 
 
-class AsyncTieredMemory:
+class AsyncTieredMemory(PlannedMemory):
     """Read-through memory over the three tiers, with asyncio clients; `TieredMemory`'s twin.
 
     Each call of `get` or `track_memory_access` is one explicit lookup: a Redis ``GET`` of a
@@ -63,43 +62,6 @@ class AsyncTieredMemory:
         result, metrics = await memory.track_memory_access("what did alice order?")
         ```
     """
-
-    def __init__(
-        self,
-        *,
-        redis: Any = None,
-        postgres: Any = None,
-        sql: str | None = None,
-        put_sql: str | None = None,
-        chroma: Any = None,
-        embedding_function: Callable[[list[str]], Any] | None = None,
-        n_results: int = 3,
-        ttl_s: Mapping[str, float] | None = None,
-        promote: bool = True,
-        key_prefix: str = "memory:",
-        serialize: Callable[[Any], str | bytes] = default_serialize,
-    ) -> None:
-        self.planner = Planner(
-            redis=redis,
-            postgres=postgres,
-            sql=sql,
-            put_sql=put_sql,
-            chroma=chroma,
-            embedding_function=embedding_function,
-            n_results=n_results,
-            ttl_s=ttl_s,
-            promote=promote,
-            key_prefix=key_prefix,
-            serialize=serialize,
-        )
-
-    def key(self, query: str) -> str:
-        """The Redis key of ``query``: ``key_prefix`` + a hash of the text.
-
-        Only case and runs of white space are folded, so "What is X" and "what is  x" share
-        an entry while "balance of account 1001" and "… 2002" never do.
-        """
-        return self.planner.key(query)
 
     async def get(
         self,

@@ -64,6 +64,7 @@ __all__ = [
     "Figures",
     "LookupMetrics",
     "Plan",
+    "PlannedMemory",
     "Planner",
     "Step",
     "default_serialize",
@@ -268,3 +269,48 @@ class Planner:
         if emb is not None:
             args["embeddings"] = emb
         return args
+
+
+class PlannedMemory:
+    """What `TieredMemory` and `AsyncTieredMemory` share: their settings, held by one `Planner`.
+
+    Only the construction and the key; each of the two runs the plans in its own way (blocking
+    calls or awaits), so neither overrides the other.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis: Any = None,
+        postgres: Any = None,
+        sql: str | None = None,
+        put_sql: str | None = None,
+        chroma: Any = None,
+        embedding_function: Callable[[list[str]], Any] | None = None,
+        n_results: int = 3,
+        ttl_s: Mapping[str, float] | None = None,
+        promote: bool = True,
+        key_prefix: str = "memory:",
+        serialize: Callable[[Any], str | bytes] = default_serialize,
+    ) -> None:
+        self.planner = Planner(
+            redis=redis,
+            postgres=postgres,
+            sql=sql,
+            put_sql=put_sql,
+            chroma=chroma,
+            embedding_function=embedding_function,
+            n_results=n_results,
+            ttl_s=ttl_s,
+            promote=promote,
+            key_prefix=key_prefix,
+            serialize=serialize,
+        )
+
+    def key(self, query: str) -> str:
+        """The Redis key of ``query``: ``key_prefix`` + a hash of the text.
+
+        Only case and runs of white space are folded, so "What is X" and "what is  x" share
+        an entry while "balance of account 1001" and "… 2002" never do.
+        """
+        return self.planner.key(query)

@@ -7,17 +7,16 @@ or ``ConnectionPool``, a chromadb ``Collection``. The guide is in `tiertrace._me
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from tiertrace._lookups.grouping import lookup
-from tiertrace._memory.planner import LookupMetrics, Plan, Planner, default_serialize
+from tiertrace._memory.planner import LookupMetrics, Plan, PlannedMemory
 
 __all__ = ["TieredMemory"]
 
 
-class TieredMemory:
+class TieredMemory(PlannedMemory):
     """Read-through memory over the three tiers, with blocking clients.
 
     Each call of `get` or `track_memory_access` is one explicit lookup: a Redis ``GET`` of a
@@ -66,43 +65,6 @@ class TieredMemory:
         print(metrics.tier_accessed, metrics.total_latency_ms, metrics.cost_usd)
         ```
     """
-
-    def __init__(
-        self,
-        *,
-        redis: Any = None,
-        postgres: Any = None,
-        sql: str | None = None,
-        put_sql: str | None = None,
-        chroma: Any = None,
-        embedding_function: Callable[[list[str]], Any] | None = None,
-        n_results: int = 3,
-        ttl_s: Mapping[str, float] | None = None,
-        promote: bool = True,
-        key_prefix: str = "memory:",
-        serialize: Callable[[Any], str | bytes] = default_serialize,
-    ) -> None:
-        self.planner = Planner(
-            redis=redis,
-            postgres=postgres,
-            sql=sql,
-            put_sql=put_sql,
-            chroma=chroma,
-            embedding_function=embedding_function,
-            n_results=n_results,
-            ttl_s=ttl_s,
-            promote=promote,
-            key_prefix=key_prefix,
-            serialize=serialize,
-        )
-
-    def key(self, query: str) -> str:
-        """The Redis key of ``query``: ``key_prefix`` + a hash of the text.
-
-        Only case and runs of white space are folded, so "What is X" and "what is  x" share
-        an entry while "balance of account 1001" and "… 2002" never do.
-        """
-        return self.planner.key(query)
 
     def get(
         self,
