@@ -1,0 +1,123 @@
+"""Instructions per Redis GET hit under each configuration, counted by valgrind's callgrind.
+
+CPU time on a shared machine moves with cache and frequency effects; instruction counts do
+not. For each configuration a child process runs ``tiertrace.init`` (or the contrib anchor),
+200 warm-up GETs and then N GETs on a private redis-server; two runs under
+``valgrind --tool=callgrind``, with N = 100 and N = 1,100, give the instructions of 1,000 calls
+by difference (start-up and set-up cancel out). ``--ablate`` repeats metrics-only with one part
+of tiertrace switched off at a time, to show where its instructions go.
+
+    python benchmarks/instructions.py [--ablate] [--json FILE]    # ~4 min, ~8 min with --ablate
+
+Needs valgrind (Debian: ``apt-get install -y valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from harness.services import RedisServer
+
+CONFIGS = ("raw", "anchor", "metrics", "full")
+PARTS = ("stats", "advisor", "lookup_point", "whatif")  # switched off one at a time
+
+
+def child(config: str, calls: int, url: str, ablate: str) -> None:
+    """The workload valgrind counts (run as ``instructions.py --child …``)."""
+    import redis
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    import tiertrace
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tp = TracerProvider(sampler=ALWAYS_OFF if config == "metrics" else ALWAYS_ON)
+    tp.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=100_000))
+    mp = MeterProvider(metric_readers=[tiertrace.bridge_reader(InMemoryMetricReader())])
+    if config in ("metrics", "full"):
+        h = tiertrace.init(exporter="none", tracer_provider=tp, meter_provider=mp,
+                           instrument=["redis"])  # fmt: skip
+        off = {
+            "stats": lambda: setattr(h.stats, "observe_single", lambda acc: None),
+            "advisor": lambda: setattr(h.advisor, "observe_l1_hit", lambda *a: None),
+            "lookup_point": lambda: setattr(h.emitter, "record_single", lambda acc: None),
+            "whatif": lambda: setattr(h, "_whatif_observe", None),
+        }
+        if ablate:
+            off[ablate]()
+    elif config == "anchor":
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    r = redis.Redis.from_url(url)
+    r.set("bench:hit", "v")
+    for _ in range(200 + calls):
+        r.get("bench:hit")
+
+
+def count(config: str, calls: int, url: str, ablate: str = "") -> int:
+    argv = [sys.executable, __file__, "--child", config, str(calls), url, ablate]
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind printed no count:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_call(config: str, url: str, ablate: str = "") -> float:
+    return (count(config, 1100, url, ablate) - count(config, 100, url, ablate)) / 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--child"]:
+        child(args[1], int(args[2]), args[3], args[4] if len(args) > 4 else "")
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--ablate", action="store_true", help="also metrics-only without each part")
+    ap.add_argument("--json", metavar="FILE", help="write the counts as JSON")
+    opts = ap.parse_args(args)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
+    os.environ.setdefault("OTEL_SDK_DISABLED", "false")
+    server = RedisServer()
+    try:
+        result: dict[str, Any] = {c: per_call(c, server.url) for c in CONFIGS}
+        if opts.ablate:
+            result["without"] = {p: per_call("metrics", server.url, p) for p in PARTS}
+    finally:
+        server.stop()
+    raw, anchor = result["raw"], result["anchor"] - result["raw"]
+    print(f"{'configuration':<16}{'instructions':>14}{'over raw':>12}{'/ anchor':>10}")
+    for c in CONFIGS:
+        over = result[c] - raw
+        ratio = f"{over / anchor:.2f}" if c != "raw" else ""
+        print(f"{c:<16}{result[c] / 1000:>12.1f} k{over / 1000:>+10.1f} k{ratio:>10}")
+    for part, value in result.get("without", {}).items():
+        print(f"metrics-only without {part}: {(result['metrics'] - value) / 1000:+.1f} k fewer")
+    if opts.json:
+        with open(opts.json, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
