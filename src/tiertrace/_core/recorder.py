@@ -30,6 +30,7 @@ honoured: a suppressed call records nothing at all.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from time import perf_counter, time_ns
 from typing import Any
@@ -69,6 +70,19 @@ FOREIGN_SCOPES = frozenset(
         "opentelemetry.instrumentation.chromadb",
     }
 )
+# whether one of those instrumentations is imported (their scope is their module's name: no
+# span of theirs can exist before): checked again only when ``sys.modules`` changes size, so
+# an access reads the current span only when there may be a foreign one to enrich
+_FOREIGN = [-1, False]  # len(sys.modules) when checked, the answer
+
+
+def _foreign_loaded() -> bool:
+    modules = sys.modules
+    if len(modules) != _FOREIGN[0]:
+        _FOREIGN[:] = [len(modules), any(name in modules for name in FOREIGN_SCOPES)]
+    return bool(_FOREIGN[1])
+
+
 _MAX_ATTR_SETS = 4096
 
 
@@ -77,6 +91,7 @@ class Access:
 
     __slots__ = (
         "closed",
+        "context",
         "cost",
         "duration_s",
         "error_type",
@@ -94,7 +109,6 @@ class Access:
         "recording",
         "rows",
         "span",
-        "start_ns",
         "t0",
         "target",
         "tier",
@@ -102,16 +116,27 @@ class Access:
     )
 
     def __init__(
-        self, tier: Tier, op: str, target: str, span: Span, owned: bool, parent: Span
+        self,
+        tier: Tier,
+        op: str,
+        target: str,
+        span: Span,
+        owned: bool,
+        parent: Span | None,
+        recording: bool = False,
+        context: Context | None = None,
     ) -> None:
         self.tier = tier
-        self.parent = parent  # the span current when the access started (the caller's)
+        # the span current when the access started (the caller's): given, or read from
+        # ``context`` when needed (`caller`)
+        self.parent = parent
+        self.context = context
         self.level = tier.level
         self.op = op
         self.target = target
         self.span = span
         self.owned = owned
-        self.recording = span.is_recording()
+        self.recording = recording  # span.is_recording(), which the caller knows
         self.cost = tier.cost(op)
         self.hit: bool | None = None
         self.error_type: str | None = None
@@ -125,8 +150,13 @@ class Access:
         self.read = False
         self.duration_s = 0.0
         self.closed = False
-        self.start_ns = 0
         self.t0 = perf_counter()
+
+    def caller(self) -> Span:
+        """The span that was current when the access started (the caller's)."""
+        if self.parent is None:
+            self.parent = get_current_span(self.context)
+        return self.parent
 
 
 class _State:
@@ -138,6 +168,7 @@ class _State:
         self.tracer = telemetry.tracer if telemetry is not None else None
         self.metrics: Metrics = telemetry.metrics if telemetry is not None else Metrics()
         self.slots = self.metrics.access.slots  # read directly: one dict lookup per access
+        self.semconv = self.metrics.semconv
         # SDK instruments, only where tiertrace's aggregation cannot reach the readers
         self.fallback = telemetry.fallback if telemetry is not None else None
         self.sink = sink
@@ -186,21 +217,27 @@ def start(
     statement or the pool): the merged set is then built once and given to the SDK at start.
     """
     st = STATE
-    name = f"{op} {target}" if target else op
-    parent = get_current_span(ctx)
-    scope = getattr(parent, "instrumentation_scope", None)
-    if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
-        parent.update_name(name)
-        parent.set_attributes(_start_attributes(st, tier, op, target, extra, more))
-        # the caller's span is the one the other instrumentation's span was started under
-        caller = getattr(parent, "parent", None)
-        return Access(tier, op, target, parent, False, _caller_span(caller))
-    if st.tracer is None:
-        return Access(tier, op, target, INVALID_SPAN, True, parent)
+    if ctx is None:
+        ctx = otel_context.get_current()
+    if _foreign_loaded():
+        parent = get_current_span(ctx)
+        scope = getattr(parent, "instrumentation_scope", None)
+        if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
+            parent.update_name(f"{op} {target}" if target else op)
+            parent.set_attributes(_start_attributes(st, tier, op, target, extra, more))
+            # the caller's span is the one the other instrumentation's span was started under
+            caller = getattr(parent, "parent", None)
+            return Access(tier, op, target, parent, False, _caller_span(caller), True)
+    tracer = st.tracer
+    if tracer is None:  # metrics only: no span at all
+        return Access(tier, op, target, INVALID_SPAN, True, None, False, ctx)
     # sampler-relevant attributes at start (built once per tier, operation and target)
-    attributes = _start_attributes(st, tier, op, target, extra, more)
-    span = st.tracer.start_span(name, kind=kind, attributes=attributes)
-    return Access(tier, op, target, span, True, parent)
+    span = tracer.start_span(
+        f"{op} {target}" if target else op,
+        kind=kind,
+        attributes=_start_attributes(st, tier, op, target, extra, more),
+    )
+    return Access(tier, op, target, span, True, None, span.is_recording(), ctx)
 
 
 def _caller_span(context: Any) -> Span:
@@ -291,8 +328,8 @@ def _close(acc: Access, duration: float) -> None:
         if slot is None:
             slot = st.metrics.access.histogram(key, tier)
         slot.record(duration)
-        span = acc.span
         if acc.recording:
+            span = acc.span
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:
                 slot.exemplar = acc.exemplar = Exemplar(
@@ -307,9 +344,8 @@ def _close(acc: Access, duration: float) -> None:
                 span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
             if acc.owned:  # a span that does not record has nothing to end
                 span.end()
-        semconv = st.metrics.semconv
-        if semconv is not None:
-            semconv.histogram((tier.system, acc.op, acc.error_type)).record(duration)
+        if st.semconv is not None:
+            st.semconv.histogram((tier.system, acc.op, acc.error_type)).record(duration)
         if st.fallback is not None:
             st.fallback.access(acc, duration, slot.attributes)
         if st.sink is not None:

@@ -105,43 +105,53 @@ def wrappers(
     is, after `fail` recorded it.
     """
 
-    def _start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            return begin(instance, args, kwargs)
-        except Exception as fault:
-            _access.report_fault(component, fault)
-            return None
-
-    def _done(started: tuple[_access.Access, Any], instance: Any, result: Any) -> None:
-        try:
-            done(started[0], started[1], instance, result)
-        except Exception as fault:
-            _access.report_fault(component, fault)
-            if not started[0].closed:  # classification failed: close it without a hit
-                _access.finish(started[0], None)
-
+    # the fault handling of `begin` and `done` is written out in both wrappers (no helper
+    # call): this is the per-call path of every instrumented client method
     def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        started = _start(instance, args, kwargs)
+        try:
+            started = begin(instance, args, kwargs)
+        except Exception as fault:
+            _access.report_fault(component, fault)
+            started = None
         if started is None:
             return wrapped(*args, **kwargs)
+        acc = started[0]
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _access.fail(started[0], exc, status)
+            _access.fail(acc, exc, status)
             raise
-        _done(started, instance, result)
+        try:
+            done(acc, started[1], instance, result)
+        except Exception as fault:
+            _done_fault(component, acc, fault)
         return result
 
     async def asynchronous(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        started = _start(instance, args, kwargs)
+        try:
+            started = begin(instance, args, kwargs)
+        except Exception as fault:
+            _access.report_fault(component, fault)
+            started = None
         if started is None:
             return await wrapped(*args, **kwargs)
+        acc = started[0]
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _access.fail(started[0], exc, status)
+            _access.fail(acc, exc, status)
             raise
-        _done(started, instance, result)
+        try:
+            done(acc, started[1], instance, result)
+        except Exception as fault:
+            _done_fault(component, acc, fault)
         return result
 
     return sync, asynchronous
+
+
+def _done_fault(component: str, acc: _access.Access, fault: Exception) -> None:
+    """``done`` raised: count it, and close the access without a hit if it is still open."""
+    _access.report_fault(component, fault)
+    if not acc.closed:
+        _access.finish(acc, None)

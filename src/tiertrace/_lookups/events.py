@@ -72,6 +72,10 @@ class Emitter:
         self.query_types: set[str] = set()
         self.slots = telemetry.metrics.lookup.slots  # read directly: one dict lookup per lookup
         self.single_events = single_events
+        # a one-access lookup needs nothing but its metric point: no listener and no
+        # ``single_access_events`` (then `record_single` is all it takes); kept up to date
+        # by `subscribe`
+        self.plain = not single_events
         self.lock = threading.Lock()
 
     def log_enabled(self) -> bool:
@@ -81,10 +85,12 @@ class Emitter:
     def subscribe(self, callback: Listener) -> Callable[[], None]:
         with self.lock:
             self.listeners = [*self.listeners, callback]
+            self.plain = False
 
         def unsubscribe() -> None:
             with self.lock:
                 self.listeners = [c for c in self.listeners if c is not callback]
+                self.plain = not self.listeners and not self.single_events
 
         return unsubscribe
 
@@ -103,11 +109,6 @@ class Emitter:
         except Exception as fault:
             _access.report_fault("lookup", fault)
 
-    def plain(self) -> bool:
-        """Whether a one-access lookup needs nothing but its metric point (no listener, no
-        ``single_access_events``): then `record_single` is all it takes."""
-        return not self.listeners and not self.single_events
-
     def record_single(self, acc: Access) -> None:
         """The metric point of the implicit lookup of one access that hit (an L1 hit).
 
@@ -116,17 +117,16 @@ class Emitter:
         caller.
         """
         try:
-            tel = self.telemetry
-            seconds = acc.duration_s
-            key = (acc.tier.name, acc.level, None)
-            slot = self.slots.get(key)
+            slot = self.slots.get((acc.tier.name, 1, None))
             if slot is None:
-                slot = tel.metrics.lookup.histogram(key)
+                slot = self.telemetry.metrics.lookup.histogram((acc.tier.name, 1, None))
+            seconds = acc.duration_s
             slot.record(seconds, acc.cost)
             if acc.exemplar is not None:  # the lookup is that access: so is its exemplar
                 slot.exemplar = acc.exemplar
-            if tel.fallback is not None:
-                tel.fallback.lookup(seconds, slot.attributes)
+            fallback = self.telemetry.fallback
+            if fallback is not None:
+                fallback.lookup(seconds, slot.attributes)
         except Exception as fault:
             _access.report_fault("lookup", fault)
 
@@ -156,7 +156,7 @@ class Emitter:
             links = [Link(a.span.get_span_context()) for a in lk.accesses if a.recording]
             # the parent is the span current at the lookup's first access, captured then:
             # never whatever is current now (a later, unrelated call may be)
-            parent = set_span_in_context(lk.accesses[0].parent, Context())
+            parent = set_span_in_context(lk.accesses[0].caller(), Context())
             span = tel.tracer.start_span(
                 "tiertrace.lookup",
                 context=parent,

@@ -53,7 +53,7 @@ class Handle:
             settings.implicit_lookups,
             settings.implicit_window_s,
             self._observe,
-            self._single,
+            self._single_path(),
         )
         self.instrumentors: list[Any] = []
         self.auto = False  # started by an instrumentor without init()
@@ -88,21 +88,31 @@ class Handle:
         if whatif is not None and acc.level == 1 and acc.error_type is None:
             whatif(acc.key, acc.read, acc.ttl_s, acc.op)
 
-    def _single(self, acc: recorder.Access) -> None:
-        """An implicit lookup of one access that hit at level 1: the access and its lookup
-        are observed together (one lock in `Stats`), with no `Lookup` built."""
-        if not self.emitter.plain():
-            self._observe(acc)
-            self.emitter.close(Lookup(False, first=acc))
-            return
-        self.stats.observe_single(acc)
-        advisor = self.advisor
-        if advisor is not None:
-            advisor.observe_l1_hit(acc.tier.name, acc.pattern, acc.key, acc.duration_s, acc.cost)
-        whatif = self._whatif_observe
-        if whatif is not None:
-            whatif(acc.key, True, acc.ttl_s, acc.op)
-        self.emitter.record_single(acc)
+    def _single_path(self) -> Callable[[recorder.Access], None]:
+        """What an implicit lookup of one access that hit at level 1 (most of the traffic)
+        does: the access and its lookup are observed together, with no `Lookup` built. Its
+        parts are bound once here; it runs once per cache hit."""
+        stats_single = self.stats.observe_single
+        advisor_hit = self.advisor.observe_l1_hit if self.advisor is not None else None
+        emitter = self.emitter
+        record = emitter.record_single
+        observe, close = self._observe, emitter.close
+        handle = self
+
+        def single(acc: recorder.Access) -> None:
+            if not emitter.plain:
+                observe(acc)
+                close(Lookup(False, first=acc))
+                return
+            stats_single(acc)
+            if advisor_hit is not None:
+                advisor_hit(acc.tier.name, acc.pattern, acc.key, acc.duration_s, acc.cost)
+            whatif = handle._whatif_observe  # read each time: it can be switched off
+            if whatif is not None:
+                whatif(acc.key, True, acc.ttl_s, acc.op)
+            record(acc)
+
+        return single
 
     def close_pending(self) -> None:
         """Close every pending lookup and psycopg access with what is known now."""

@@ -56,22 +56,19 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
-def _tier(instance: Any, key: str | None) -> Any:
-    bound = getattr(getattr(instance, "connection_pool", instance), ATTR, None)
-    return tier_of(bound, _SWITCH, "redis", () if key is None else (key,))
-
-
 def _begin(
     instance: Any, ctx: Context, op: str, key: Any, read: bool, batch: int | None = None
 ) -> _access.Access | None:
-    text = None if key is None else _key_text(key)
-    tier = _tier(instance, text)
+    text = key if key is None or type(key) is str else _key_text(key)
+    bound = getattr(getattr(instance, "connection_pool", instance), ATTR, None)
+    tier = tier_of(bound, _SWITCH, "redis", () if text is None else (text,))
     if tier is None:
         return None
-    template = key_template(text) if text is not None else ""
-    mode = _access.STATE.capture_keys
+    st = _access.STATE
+    template = "" if text is None else key_template(text)
+    mode = st.capture_keys
     target = template if mode == "template" or key is None else (capture_key(key, mode) or "")
-    server = _server_attributes(instance) if _access.STATE.tracer is not None else None
+    server = None if st.tracer is None else _server_attributes(instance)
     acc = _access.start(tier, op, target, SpanKind.CLIENT, server, None, ctx)
     # the exact key is held in memory only (advisor); a huge one is kept as its hash
     acc.key = text if text is None or len(text) <= MAX_KEY_CHARS else key_hash(key)
