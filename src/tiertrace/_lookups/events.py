@@ -147,7 +147,6 @@ class Emitter:
         attrs = slot.attributes
         if tel.fallback is not None:
             tel.fallback.lookup(seconds, attrs)
-        self.stats.observe_lookup(served_by, level, seconds, cost)
         if self.advisor is not None and lk.pattern is not None:
             pattern = lk.pattern
             self.advisor.observe_lookup(pattern, lk.key, served_by, level, seconds, cost)

@@ -38,7 +38,7 @@ class Handle:
     def __init__(self, settings: Settings, installed: list[Any], source: Source) -> None:
         self.settings = settings
         self.telemetry = Telemetry(settings, installed, source)
-        self.stats = Stats(settings)
+        self.stats = Stats(settings, self.telemetry.metrics)
         self.advisor = _make_advisor(settings)
         # the TTL what-if: replays sampled L1 reads (None without the advisor or a Redis L1)
         self.whatif = make_whatif(settings, self.stats)
@@ -72,7 +72,6 @@ class Handle:
         return found
 
     def _observe(self, acc: recorder.Access) -> None:
-        self.stats.observe_access(acc)
         if self.advisor is not None:
             self.advisor.observe_access(
                 acc.tier.name,
@@ -95,7 +94,6 @@ class Handle:
             self._observe(acc)
             self.emitter.close(Lookup(False, first=acc))
             return
-        self.stats.observe_single(acc)
         advisor = self.advisor
         if advisor is not None:
             advisor.observe_l1_hit(acc.tier.name, acc.pattern, acc.key, acc.duration_s, acc.cost)
