@@ -26,7 +26,7 @@ from typing import Any
 from harness.services import RedisServer
 
 CONFIGS = ("raw", "anchor", "metrics", "full")
-PARTS = ("stats", "advisor", "lookup_point", "whatif")  # switched off one at a time
+PARTS = ("advisor", "lookup_point", "whatif")  # switched off one at a time
 
 
 def child(config: str, calls: int, url: str, ablate: str) -> None:
@@ -51,7 +51,6 @@ def child(config: str, calls: int, url: str, ablate: str) -> None:
         h = tiertrace.init(exporter="none", tracer_provider=tp, meter_provider=mp,
                            instrument=["redis"])  # fmt: skip
         off = {
-            "stats": lambda: setattr(h.stats, "observe_single", lambda acc: None),
             "advisor": lambda: setattr(h.advisor, "observe_l1_hit", lambda *a: None),
             "lookup_point": lambda: setattr(h.emitter, "record_single", lambda acc: None),
             "whatif": lambda: setattr(h, "_whatif_observe", None),
