@@ -100,7 +100,7 @@ def init(
     advisor_capacity: int | None = None,
     advisor_min_accesses: int | None = None,
     whatif_sample_rate: float | None = None,
-    stats_window: int | None = None,
+    stats_window_s: float | None = None,
     min_projection_window_s: float | None = None,
     target_cache_effectiveness: float | None = None,
     target_lookup_latency_ms: float | None = None,
@@ -138,7 +138,10 @@ def init(
         advisor_min_accesses: reads before a key can be suggested (10).
         whatif_sample_rate: share of Redis (L1) keys the TTL what-if replays, chosen by a stable
             hash of the key (1/64; 1 keeps every key); raw keys never leave the process.
-        stats_window: lookups in the rolling window of `stats` (1,000).
+        stats_window_s: seconds the ``window`` view of `stats` covers (60 s): it is measured
+            from the slots' state recorded by an earlier `stats` call at least that old, so
+            with `stats` polled every second it is the last ``stats_window_s`` seconds, and a
+            first call covers everything since ``init()``.
         min_projection_window_s: seconds a tier must be observed before `stats` and
             ``tiertrace report`` project its cost per day (60). Until then its
             ``cost_per_day_usd`` is None and ``projection`` says ``"collecting"``.
@@ -213,12 +216,16 @@ def flush() -> None:
 def stats() -> dict[str, Any]:
     """A snapshot of per-tier and lookup figures, ready for JSON; ``{}`` before `init`.
 
-    Cheap enough to call every second. ``tiertrace report --snapshot FILE`` reads a snapshot
-    saved with ``json.dump``.
+    Cheap enough to call every second, and free between calls: the figures are read from
+    the metric aggregation tiertrace exports, so nothing is kept per access or per lookup for
+    them. ``tiertrace report --snapshot FILE`` reads a snapshot saved with ``json.dump``.
 
     Returns:
-        A dict with two views of the same shape, ``window`` (the last ``stats_window``
-        lookups and as many accesses per tier) and ``total`` (since `init`), each with
+        A dict with two views of the same shape, ``window`` (the last ``stats_window_s``
+        seconds, 60 by default: each call records the state of the metrics, at most once a
+        second, and the window runs from the latest record at least that old, or from `init`
+        when there is none — so a first call covers everything since `init`) and ``total``
+        (since `init`), each with
         ``lookups``, ``served_by`` (lookups per tier and ``none``), ``cache_effectiveness``,
         ``mean_lookup_latency_ms``, ``p95_lookup_latency_ms``, ``cost_usd``,
         ``cost_per_day_usd``, ``cost_per_month_usd``, ``elapsed_s`` and ``tiers``; per tier
@@ -227,7 +234,8 @@ def stats() -> dict[str, Any]:
         ``targets`` (``name``, ``op``, ``target``, ``value``, ``met``), ``suggestions``
         (the fields of `Suggestion`) and ``prices`` (the prices the costs use, and whether
         they are the placeholder ``"defaults"`` or yours). The ``total`` counts equal the
-        exported metrics.
+        exported metrics. Percentiles are interpolated from the histogram buckets the way
+        PromQL's ``histogram_quantile`` does (linearly within a bucket).
 
         ``cost_per_day_usd`` is the tier's cost over the time that tier was observed, projected
         to a day; it is None, with ``projection == "collecting"`` and ``projection_needs_s``,

@@ -272,8 +272,9 @@ def test_cache_effectiveness_equals_the_workloads_stats(live_prometheus: LivePro
     # counter increases between s0 and s1 (see support.prometheus). The same increases in
     # stats() are the differences of its `total` view (cumulative since init()) at s0 and s1,
     # interpolated between the snapshots written every second. Neither the `window` view (the
-    # last 1,000 lookups: about 7 s here) nor `total` alone (it also counts the lookups made
-    # before the first scrape, while the cache was cold) covers that period.
+    # last `stats_window_s` seconds, not aligned with the scrapes) nor `total` alone (it also
+    # counts the lookups made before the first scrape, while the cache was cold) covers that
+    # period.
     [stamp] = live.query(f"timestamp({CE_RULE})")
     t_e = float(stamp["value"][1])
     rule = live.values(CE_RULE, at=t_e)

@@ -13,8 +13,10 @@ import redis
 import redis.asyncio as aioredis
 
 import tiertrace
+from tiertrace._runtime.stats import histogram_quantile
 
 LOOKUP = "tiertrace.lookup.duration"
+ACCESS = "tiertrace.access.duration"
 SQL = "SELECT body FROM memories WHERE id = %s"
 
 
@@ -299,8 +301,25 @@ def test_stats_equal_the_exported_metrics(
         )
     cost = {a["tiertrace.tier"]: p.value for a, p in telemetry.points("tiertrace.cost.usd")}
     assert cost["redis"] == pytest.approx(total["tiers"]["redis"]["cost_usd"])
+    assert cost["postgresql"] == pytest.approx(total["tiers"]["postgresql"]["cost_usd"])
     assert cost["chroma"] == 0.0
-    assert snap["window"]["lookups"] == 8
+    # latencies: the exported sums, and percentiles from the exported buckets
+    for tier in ("redis", "postgresql"):
+        points = [p for a, p in telemetry.points(ACCESS) if a["tiertrace.tier"] == tier]
+        count, seconds = sum(p.count for p in points), sum(p.sum for p in points)
+        buckets = [sum(b) for b in zip(*(p.bucket_counts for p in points), strict=True)]
+        bounds = points[0].explicit_bounds
+        row = total["tiers"][tier]
+        assert row["mean_ms"] == pytest.approx(seconds / count * 1000)
+        assert row["p50_ms"] == pytest.approx(histogram_quantile(0.5, bounds, buckets) * 1000)
+        assert row["p95_ms"] == pytest.approx(histogram_quantile(0.95, bounds, buckets) * 1000)
+    points = [p for _a, p in telemetry.points(LOOKUP)]
+    buckets = [sum(b) for b in zip(*(p.bucket_counts for p in points), strict=True)]
+    assert total["mean_lookup_latency_ms"] == pytest.approx(sum(p.sum for p in points) / 8 * 1000)
+    assert total["p95_lookup_latency_ms"] == pytest.approx(
+        histogram_quantile(0.95, points[0].explicit_bounds, buckets) * 1000
+    )
+    assert snap["window"]["lookups"] == 8  # a first call: everything since init()
     names = {t["name"]: t for t in snap["targets"]}
     assert names["cache_effectiveness"]["met"] is False
 

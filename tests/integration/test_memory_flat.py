@@ -38,7 +38,7 @@ tiertrace.init(exporter="none", tracer_provider=provider, advisor_min_accesses=1
 def run(n):
     for _ in range(n):
         {call}
-run(300)  # the shape is seen; rings, tables and slots exist
+run(300)  # the shape is seen; tables and slots exist
 tiertrace.stats()
 tracemalloc.start()
 gc.collect()

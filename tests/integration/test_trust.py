@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 import redis
-from opentelemetry.trace import INVALID_SPAN
 
 import tiertrace
 from support import ROOT
 from support.services import free_port
+from support.stats import StatsRig
 from tiertrace._advisor.advisor import Advisor
 from tiertrace._cli.html import render_html
 from tiertrace._cli.report import from_snapshot, render_text
-from tiertrace._core.recorder import Access
+from tiertrace._core.metrics import Metrics
 from tiertrace._core.tiers import DEFAULT_TIERS, Tier
 from tiertrace._runtime.config import Settings
 from tiertrace._runtime.stats import Stats
@@ -34,21 +34,6 @@ REDIS, POSTGRES, CHROMA = DEFAULT_TIERS
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERTRACE_", "OTEL_"))}
     return {**env, "PYTHONWARNINGS": "ignore", **extra}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def _access(stats: Stats, clock: Clock, tier: Tier, at: float, op: str = "GET") -> None:
-    clock.t = 1000.0 + at
-    acc = Access(tier, op, "t", INVALID_SPAN, False, INVALID_SPAN)
-    acc.duration_s, acc.hit = 0.001, True
-    stats.observe_access(acc)
 
 
 # --- cost projections -----------------------------------------------------------------------
@@ -88,28 +73,31 @@ def test_readme_quickstart_stats_say_collecting_instead_of_a_cost(
 
 
 def test_each_tier_projects_over_its_own_observed_time_in_both_views() -> None:
-    clock = Clock()
-    stats = Stats(Settings(stats_window=100), clock=clock)
-    for i in range(3):  # chroma: 3 accesses from t=0 (few, early)
-        _access(stats, clock, CHROMA, at=float(i), op="query")
-    for k in range(600):  # redis: 10 per second from t=30 to t=89.9
-        _access(stats, clock, REDIS, at=30.0 + k / 10)
+    rig = StatsRig(stats_window_s=10)
+    snaps = {}
+    for step in range(901):  # tenths of a second, t = 0 ... 90 s
+        rig.at(step / 10)
+        if step % 10 == 0:  # stats() polled every second, before that instant's accesses
+            snaps[step // 10] = rig.snapshot()
+        if step in (0, 10, 20):  # chroma: 3 accesses from t = 0 (few, early)
+            rig.access(CHROMA, op="query")
+        if 300 <= step < 900:  # redis: 10 per second from t = 30 to t = 89.9
+            rig.access(REDIS)
 
-    clock.t = 1000.0 + 70.0  # redis observed 40 s: not yet
-    snap = stats.snapshot()
+    snap = snaps[70]  # redis observed 40 s: not yet
     redis_row = snap["total"]["tiers"]["redis"]
+    assert redis_row["accesses"] == 400
     assert redis_row["cost_per_day_usd"] is None
     assert redis_row["projection"] == "collecting"
     assert redis_row["projection_needs_s"] == pytest.approx(20.0)
+    assert snap["window"]["tiers"]["redis"]["projection_needs_s"] == pytest.approx(20.0)
     chroma_row = snap["total"]["tiers"]["chroma"]
     assert chroma_row["projection"] == "ready"
     assert chroma_row["cost_per_day_usd"] == pytest.approx(0.03 / 70 * 86400)
     assert snap["total"]["cost_per_day_usd"] is None  # a tier with traffic still collects
     assert snap["total"]["projection_needs_s"] == pytest.approx(20.0)
 
-    clock.t = 1000.0 + 90.0
-    snap = stats.snapshot()
-    total, window = snap["total"], snap["window"]
+    total, window = snaps[90]["total"], snaps[90]["window"]
     # total: redis from its first access (t=30), chroma from its own (t=0)
     assert total["tiers"]["redis"]["observed_s"] == pytest.approx(60.0)
     assert total["tiers"]["redis"]["cost_per_day_usd"] == pytest.approx(0.06 / 60 * 86400)
@@ -118,16 +106,18 @@ def test_each_tier_projects_over_its_own_observed_time_in_both_views() -> None:
     assert total["projection"] == "ready"
     assert total["cost_per_day_usd"] == pytest.approx(86.4 + 28.8)
     assert total["cost_per_month_usd"] == pytest.approx((86.4 + 28.8) * 30)
-    # window: redis's last 100 accesses span t=80..90, chroma's 3 still span t=0..90;
-    # the busy tier's rate is not diluted by the quiet tier's older accesses
+    # window: the last 10 s (from the poll of t=80): redis's 100 accesses of t=80.0 ... 89.9
+    # at its own rate, not diluted by chroma's old accesses; chroma has none in it
+    assert window["elapsed_s"] == pytest.approx(10.0)
     assert window["tiers"]["redis"]["accesses"] == 100
     assert window["tiers"]["redis"]["observed_s"] == pytest.approx(10.0)
     assert window["tiers"]["redis"]["cost_per_day_usd"] == pytest.approx(0.01 / 10 * 86400)
     assert window["tiers"]["redis"]["cost_per_day_usd"] == pytest.approx(
         total["tiers"]["redis"]["cost_per_day_usd"]
     )
-    assert window["tiers"]["chroma"]["cost_per_day_usd"] == pytest.approx(28.8)
-    assert window["cost_per_day_usd"] == pytest.approx(86.4 + 28.8)
+    assert window["tiers"]["chroma"]["projection"] == "no traffic"
+    assert window["tiers"]["chroma"]["cost_per_day_usd"] == 0.0
+    assert window["cost_per_day_usd"] == pytest.approx(86.4)
 
 
 def test_min_projection_window_is_a_setting_with_an_environment_variable(
@@ -142,11 +132,9 @@ def test_min_projection_window_is_a_setting_with_an_environment_variable(
     monkeypatch.setenv("TIERTRACE_MIN_PROJECTION_WINDOW_S", "-1")
     with pytest.raises(tiertrace.ConfigError, match="TIERTRACE_MIN_PROJECTION_WINDOW_S"):
         tiertrace.init(exporter="none")
-    clock = Clock()
-    stats = Stats(Settings(min_projection_window_s=0), clock=clock)
-    _access(stats, clock, REDIS, at=0.0)
-    clock.t += 1.0
-    assert stats.snapshot()["total"]["tiers"]["redis"]["cost_per_day_usd"] == pytest.approx(
+    rig = StatsRig(min_projection_window_s=0)
+    rig.at(0.0).access(REDIS)
+    assert rig.at(1.0).snapshot()["total"]["tiers"]["redis"]["cost_per_day_usd"] == pytest.approx(
         0.0001 * 86400
     )
 
@@ -155,7 +143,7 @@ def test_min_projection_window_is_a_setting_with_an_environment_variable(
 
 
 def test_snapshot_names_the_default_placeholder_prices() -> None:
-    stats = Stats(Settings())
+    stats = Stats(Settings(), Metrics())
     assert stats.snapshot()["prices"] == {
         "redis": {"per_access": 0.0001, "per_operation": {}, "source": "defaults"},
         "postgresql": {"per_access": 0.001, "per_operation": {}, "source": "defaults"},
@@ -226,11 +214,9 @@ def test_bad_prices_entry_is_a_config_error_naming_it(
 
 
 def test_report_names_the_prices_and_how_to_set_real_ones() -> None:
-    clock = Clock()
-    stats = Stats(Settings(), clock=clock)
-    _access(stats, clock, REDIS, at=0.0)
-    clock.t += 2.0
-    text = render_text(from_snapshot(stats.snapshot()))
+    rig = StatsRig()
+    rig.at(0.0).access(REDIS)
+    text = render_text(from_snapshot(rig.at(2.0).snapshot()))
     assert "collecting (2 s of 60 s)" in text
     table = text.split("cost projection")[1].split("prices used")[0].splitlines()
     assert [line.split() for line in table if line.startswith(("  redis", "  total"))] == [
@@ -241,7 +227,7 @@ def test_report_names_the_prices_and_how_to_set_real_ones() -> None:
     assert no_traffic == [["postgresql", "$0.00", "$0.00"]]  # no traffic, nothing to project
     assert "tiertrace's placeholder defaults, not your prices" in text
     assert "TIERTRACE_PRICES=" in text and "cost_per_operation={'GET'" in text
-    html = render_html(from_snapshot(stats.snapshot()))
+    html = render_html(from_snapshot(rig.snapshot()))
     assert "collecting (2 s of 60 s)" in html and "TIERTRACE_PRICES=" in html
 
 
@@ -249,7 +235,7 @@ def test_report_names_the_prices_and_how_to_set_real_ones() -> None:
 
 
 def _snapshot_with_suggestions(count: int) -> dict[str, Any]:
-    snap = Stats(Settings()).snapshot()
+    snap = Stats(Settings(), Metrics()).snapshot()
     snap["suggestions"] = [
         {"kind": "top-cost", "pattern": f"p{i}", "tier": "postgresql", "message": f"finding #{i}"}
         for i in range(count)

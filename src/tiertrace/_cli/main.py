@@ -151,7 +151,7 @@ def _report_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL")
     p.add_argument("--range", default="1h", help="PromQL window for --prometheus (default 1h)")
     p.add_argument(
-        "--window", action="store_true", help="snapshot: report the rolling window, not totals"
+        "--window", action="store_true", help="snapshot: report the window view, not totals"
     )
     p.add_argument("--json", action="store_true", help="print the normalized report as JSON")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")

@@ -26,10 +26,10 @@ placeholder defaults unless the snapshot says they came from ``init()`` or the e
 the report then says how to set real ones.
 
 From a snapshot the ``total`` view (since ``init()``) is reported; ``--window`` reports the
-rolling ``window`` view (the last 1,000 lookups) instead. From Prometheus the PromQL of the
-design document is evaluated over ``--range`` (default ``1h``) through the HTTP API
-(``/api/v1/query``); see `tiertrace._cli.prometheus`. Both sources become the same report
-dictionary, so the text, JSON and HTML renderers serve both.
+``window`` view (the last ``stats_window_s`` seconds, 60 by default) instead. From Prometheus
+the PromQL of the design document is evaluated over ``--range`` (default ``1h``) through the
+HTTP API (``/api/v1/query``); see `tiertrace._cli.prometheus`. Both sources become the same
+report dictionary, so the text, JSON and HTML renderers serve both.
 
 Exit status: 0 ok; 1 with ``--check`` when a target is missed; 2 when the snapshot file is
 missing or is not a tiertrace snapshot, the URL is bad, or Prometheus does not answer (one

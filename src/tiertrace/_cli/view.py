@@ -1,7 +1,8 @@
 """What ``tiertrace demo`` shows while it runs: a live view, or one progress line per second.
 
 On a terminal (and with the ``rich`` package of the ``cli`` extra) the view is redrawn every
-second from `tiertrace.stats()` (rolling window of the last 1,000 lookups):
+second from the ``window`` view of `tiertrace.stats()` (the last seconds of the run:
+``stats_window_s``, 5 s in the demo unless ``TIERTRACE_STATS_WINDOW_S`` says otherwise):
 
 * per tier: hit rate, mean and p95 latency, accesses, cost per day at the tier's observed rate
   (``collecting (N s of 60 s)`` until the tier has been observed for a minute), and the prices
@@ -123,7 +124,7 @@ class LiveView(PlainView):
         from tiertrace._cli.report import price_lines
 
         w, total = snap["window"], snap["total"]
-        tiers = Table(title="tiers (last 1,000 lookups)", title_justify="left")
+        tiers = Table(title=f"tiers (last {w['elapsed_s']:.0f} s)", title_justify="left")
         for head in ("tier", "hit rate", "mean ms", "p95 ms", "accesses (total)", "cost/day"):
             tiers.add_column(head, justify="left" if head == "tier" else "right")
         for i, (name, r) in enumerate(w["tiers"].items()):

@@ -19,6 +19,7 @@ more series than its tables allow.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
@@ -50,7 +51,11 @@ class HistogramPoint(NamedTuple):
 
 
 class HistogramSlot:
-    """One attribute set of a histogram: explicit-bucket counts, count, sum, min, max."""
+    """One attribute set of a histogram: explicit-bucket counts, count, sum, min, max.
+
+    ``created`` is the clock time the slot was made: the first measurement of its attribute
+    set (``stats()`` takes a tier's first access from it).
+    """
 
     __slots__ = (
         "attributes",
@@ -58,6 +63,7 @@ class HistogramSlot:
         "context",
         "count",
         "counts",
+        "created",
         "exemplar",
         "extra",
         "lock",
@@ -66,8 +72,11 @@ class HistogramSlot:
         "sum",
     )
 
-    def __init__(self, attributes: Attributes, bounds: Sequence[float], context: Any) -> None:
+    def __init__(
+        self, attributes: Attributes, bounds: Sequence[float], context: Any, created: float = 0.0
+    ) -> None:
         self.attributes = attributes
+        self.created = created
         self.context = context  # what the key stands for (an access slot's Tier)
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
@@ -127,6 +136,7 @@ class Table:
     ``attributes(key, context)`` builds the attribute set of a new key (``context`` is what the
     caller passed along, e.g. the `Tier` an access key names); ``overflow(key)`` maps a key that
     no longer fits to the key of its shared overflow slot (whose attributes say ``_other``).
+    ``clock`` (seconds) stamps each new histogram slot's ``created``.
     """
 
     def __init__(
@@ -135,11 +145,13 @@ class Table:
         attributes: Callable[[Any, Any], Attributes],
         overflow: Callable[[Any], Hashable],
         limit: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bounds = tuple(bounds) if bounds is not None else None
         self.make_attributes = attributes
         self.overflow = overflow
         self.limit = limit
+        self.clock = clock
         self.slots: dict[Any, Any] = {}
         self.lock = threading.Lock()
 
@@ -171,7 +183,7 @@ class Table:
             if self.bounds is None:
                 slot = CounterSlot(attributes, context)
             else:
-                slot = HistogramSlot(attributes, self.bounds, context)
+                slot = HistogramSlot(attributes, self.bounds, context, self.clock())
             self.slots[key] = slot
             return slot
 

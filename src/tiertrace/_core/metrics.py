@@ -17,7 +17,7 @@ overflow slot whose operation (or query type, or component) reads ``_other``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tiertrace._contract.names import (
     BUCKETS,
@@ -91,13 +91,21 @@ def _semconv_attributes(key: SemconvKey, _context: object) -> Attributes:
 
 
 class Metrics:
-    """The tables of one ``init()`` and the instant they started (cumulative start time)."""
+    """The tables of one ``init()`` and the instant they started (cumulative start time).
 
-    def __init__(self, tiers: Sequence[Tier] = (), semconv: bool = False) -> None:
+    ``clock`` (seconds, monotonic) stamps when each access and lookup slot was made.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier] = (),
+        semconv: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.start_ns = time.time_ns()
         self.tiers = tuple(tiers)  # reported with a cost of 0 until their first access
-        self.access = Table(BUCKETS, _access_attributes, _access_overflow, ACCESS_LIMIT)
-        self.lookup = Table(BUCKETS, _lookup_attributes, _lookup_overflow, LOOKUP_LIMIT)
+        self.access = Table(BUCKETS, _access_attributes, _access_overflow, ACCESS_LIMIT, clock)
+        self.lookup = Table(BUCKETS, _lookup_attributes, _lookup_overflow, LOOKUP_LIMIT, clock)
         self.errors = Table(None, lambda c, _x: {COMPONENT: c}, lambda _c: OTHER, ERROR_LIMIT)
         self.semconv = (
             Table(SEMCONV_BUCKETS, _semconv_attributes, lambda k: (k[0], OTHER, k[2]), 64)

@@ -60,13 +60,11 @@ Listener = Callable[[dict[str, Any]], None]
 
 
 class Emitter:
-    """Turns closed lookups into telemetry and feeds stats and the advisor."""
+    """Turns closed lookups into telemetry and feeds the advisor (``stats()`` reads the
+    metric points recorded here)."""
 
-    def __init__(
-        self, telemetry: Any, stats: Any, advisor: Any, single_events: bool = False
-    ) -> None:
+    def __init__(self, telemetry: Any, advisor: Any, single_events: bool = False) -> None:
         self.telemetry = telemetry
-        self.stats = stats
         self.advisor = advisor
         self.listeners: list[Listener] = []
         self.query_types: set[str] = set()
@@ -113,8 +111,7 @@ class Emitter:
         """The metric point of the implicit lookup of one access that hit (an L1 hit).
 
         Such a lookup has no span, no log record and no payload (see `plain`): its point is
-        recorded here without building a `Lookup`; ``stats()`` and the advisor are fed by the
-        caller.
+        recorded here without building a `Lookup`; the advisor is fed by the caller.
         """
         try:
             slot = self.slots.get((acc.tier.name, 1, None))
@@ -147,7 +144,6 @@ class Emitter:
         attrs = slot.attributes
         if tel.fallback is not None:
             tel.fallback.lookup(seconds, attrs)
-        self.stats.observe_lookup(served_by, level, seconds, cost)
         if self.advisor is not None and lk.pattern is not None:
             pattern = lk.pattern
             self.advisor.observe_lookup(pattern, lk.key, served_by, level, seconds, cost)

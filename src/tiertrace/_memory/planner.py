@@ -87,7 +87,7 @@ class LookupMetrics:
         cache_hit: served by level 1.
         cost_usd: the cost of its accesses, at the tiers' prices.
         cache_effectiveness: the process's current share of lookups served by level 1
-            (the rolling window of `tiertrace.stats`); 0.0 when tiertrace is off.
+            (the ``window`` view of `tiertrace.stats`); 0.0 when tiertrace is off.
         optimization_suggestions: the advisor's current `Suggestion` objects for this
             query's pattern.
     """

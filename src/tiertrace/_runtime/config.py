@@ -16,7 +16,8 @@ settings, ``OTEL_SERVICE_NAME`` …).
   (false: they are most of the traffic; see `tiertrace._lookups.events`)
 * ``advisor``, ``advisor_window_s``, ``advisor_capacity``, ``advisor_min_accesses`` — the
   optimization advisor (true, 3600 s, 10,000 keys, 10 reads)
-* ``stats_window`` — lookups in the rolling window of ``stats()`` (1,000)
+* ``stats_window_s`` — seconds in the ``window`` view of ``stats()`` (60; see
+  `tiertrace._runtime.stats`)
 * ``min_projection_window_s`` — seconds a tier must be observed before ``stats()`` and the
   report project its cost per day (60; before that they say "collecting")
 * ``prices`` — USD per access by tier name, overriding the prices of ``tiers``; the variable
@@ -81,7 +82,7 @@ class Settings:
     advisor_capacity: int = 10_000
     advisor_min_accesses: int = 10
     whatif_sample_rate: float = DEFAULT_RATE
-    stats_window: int = 1000
+    stats_window_s: float = 60.0
     min_projection_window_s: float = 60.0
     target_cache_effectiveness: float = CACHE_EFFECTIVENESS.value
     target_lookup_latency_ms: float = LOOKUP_LATENCY.value
@@ -232,11 +233,14 @@ def _check(name: str, value: Any, origin: str) -> Any:
         isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
     ):
         raise bad("use a number of seconds >= 0")
-    if name in ("implicit_window_s", "advisor_window_s", LOOKUP_LATENCY.setting) and not (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-    ):
+    if name in (
+        "implicit_window_s",
+        "advisor_window_s",
+        "stats_window_s",
+        LOOKUP_LATENCY.setting,
+    ) and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
         raise bad("use a number > 0")
-    if name in ("advisor_capacity", "stats_window", "advisor_min_accesses") and not (
+    if name in ("advisor_capacity", "advisor_min_accesses") and not (
         isinstance(value, int) and not isinstance(value, bool) and value >= 1
     ):
         raise bad("use a whole number >= 1")

@@ -38,16 +38,14 @@ class Handle:
     def __init__(self, settings: Settings, installed: list[Any], source: Source) -> None:
         self.settings = settings
         self.telemetry = Telemetry(settings, installed, source)
-        self.stats = Stats(settings)
+        self.stats = Stats(settings, self.telemetry.metrics)
         self.advisor = _make_advisor(settings)
         # the TTL what-if: replays sampled L1 reads (None without the advisor or a Redis L1)
         self.whatif = make_whatif(settings, self.stats)
         self._whatif_observe = self.whatif.sim.observe if self.whatif is not None else None
         if self.advisor is not None and self.whatif is not None:
             self.advisor.ttl_curve = self.whatif.rows
-        self.emitter = Emitter(
-            self.telemetry, self.stats, self.advisor, settings.single_access_events
-        )
+        self.emitter = Emitter(self.telemetry, self.advisor, settings.single_access_events)
         self.grouper = Grouper(
             self.emitter.close,
             settings.implicit_lookups,
@@ -72,7 +70,6 @@ class Handle:
         return found
 
     def _observe(self, acc: recorder.Access) -> None:
-        self.stats.observe_access(acc)
         if self.advisor is not None:
             self.advisor.observe_access(
                 acc.tier.name,
@@ -92,7 +89,6 @@ class Handle:
         """What an implicit lookup of one access that hit at level 1 (most of the traffic)
         does: the access and its lookup are observed together, with no `Lookup` built. Its
         parts are bound once here; it runs once per cache hit."""
-        stats_single = self.stats.observe_single
         advisor_hit = self.advisor.observe_l1_hit if self.advisor is not None else None
         emitter = self.emitter
         record = emitter.record_single
@@ -104,7 +100,6 @@ class Handle:
                 observe(acc)
                 close(Lookup(False, first=acc))
                 return
-            stats_single(acc)
             if advisor_hit is not None:
                 advisor_hit(acc.tier.name, acc.pattern, acc.key, acc.duration_s, acc.cost)
             whatif = handle._whatif_observe  # read each time: it can be switched off

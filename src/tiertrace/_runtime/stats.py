@@ -1,7 +1,7 @@
 """``tiertrace.stats()``: how the tiers are doing, in process, cheap enough to call every second.
 
-A snapshot has two views of the same shape: ``window`` (the last ``stats_window`` lookups,
-default 1,000, and the last as many accesses per tier) and ``total`` (since ``init()``)::
+A snapshot has two views of the same shape: ``window`` (the last ``stats_window_s`` seconds,
+default 60) and ``total`` (since ``init()``)::
 
     snap = tiertrace.stats()
     snap["window"]["cache_effectiveness"]          # share of lookups served by level 1
@@ -11,21 +11,53 @@ default 1,000, and the last as many accesses per tier) and ``total`` (since ``in
     [t for t in snap["targets"] if not t["met"]]   # cache effectiveness > 70 %, mean lookup
                                                    # latency < 50 ms, L1 hit rate > 40 %
 
-Per tier: ``accesses``, ``reads``, ``hits``, ``hit_rate``, ``errors``, ``mean_ms``, ``p50_ms``,
-``p95_ms``, ``cost_usd``, ``served`` (lookups it served), and the cost projection:
+Both views are read from tiertrace's metric aggregation, the slots that
+``tiertrace.access.duration``, ``tiertrace.lookup.duration`` and ``tiertrace.cost.usd`` are
+exported from: ``stats()`` keeps no copy of its own and does no work per access or per lookup.
+So the ``total`` counts are exactly what the exported metrics say.
+
+Per tier: ``accesses``, ``reads`` (accesses with a hit or a miss), ``hits``, ``hit_rate``,
+``errors``, ``mean_ms``, ``p50_ms``, ``p95_ms``, ``cost_usd`` (accesses × the tier's price of
+their operation, as ``tiertrace.cost.usd``), ``served`` (lookups it served), and the cost
+projection:
 
 * ``observed_s`` — the time this tier was actually observed: from its first access to now in
-  the ``total`` view, from its oldest access still in the window to now in the ``window`` view;
+  the ``total`` view; in the ``window`` view the same, but at most the window's length;
 * ``cost_per_day_usd`` — ``cost_usd / observed_s × 86,400``, the rate of DESIGN §5. It is
   ``None`` until the tier has been observed for ``min_projection_window_s`` (default 60 s,
   counted from its first access, in both views); meanwhile ``projection`` is ``"collecting"``
   and ``projection_needs_s`` says how many seconds are still missing. ``projection`` is
   ``"ready"`` once there is a number, and ``"no traffic"`` for a tier nothing has accessed
-  (its cost per day is then 0.0);
+  (in that view; its cost per day is then 0.0);
 * the view's ``cost_per_day_usd`` / ``cost_per_month_usd`` (30 days) sum the tiers, and are
   ``None`` ("collecting") while any tier *with traffic* is still collecting: a total that
   silently left out a tier would look smaller than it is. Its ``projection_needs_s`` is the
   wait until every tier with traffic projects.
+
+A tier's first access is when its first access slot was made (the slot's ``created`` time):
+no time is taken per access.
+
+The window: every ``snapshot()`` (every ``tiertrace.stats()`` call) records the state of the
+slots — per slot its count, sum, cost and bucket counts — at most once per second (once per
+``stats_window_s`` / 60 s for a window longer than a minute, so at most about 60 records are
+kept). The ``window`` view is the difference between now and the most recent record that is at
+least ``stats_window_s`` old, or the zero state at ``init()`` while there is none. So:
+
+* with ``stats()`` polled at least once a second (``tiertrace demo`` polls every second), the
+  window is the last ``stats_window_s`` seconds: precisely, at least that and less than that
+  plus the spacing of the records (1 s) plus the polling interval;
+* polled less often, it reaches back to the latest poll at least ``stats_window_s`` ago;
+* a first call covers everything since ``init()`` (the window equals the total).
+
+The view's ``elapsed_s`` is the time the view covers. `Stats.cache_effectiveness` gives the
+window's cache effectiveness without a snapshot (and records nothing).
+
+Percentiles (``p50_ms``, ``p95_ms``, ``p95_lookup_latency_ms``) come from the histograms'
+bucket counts, interpolated the way PromQL's ``histogram_quantile`` does: linearly within the
+bucket the rank falls in (the first bucket starting at 0), and the highest finite bound (10 s)
+when it falls in the last, unbounded bucket. They are therefore estimates at the resolution of
+the buckets (`tiertrace._contract.names.BUCKETS`: 0.05, 0.1, 0.25, 0.5, 1, 2.5 ms …), the same
+figures a Grafana panel computes from the exported histogram.
 
 ``snap["prices"]`` names the prices the costs were computed with: per tier ``per_access``,
 ``per_operation`` and ``source``, and an overall ``source`` — ``"defaults"`` (tiertrace's
@@ -33,12 +65,11 @@ placeholder prices: set yours), ``"init"`` (``tiers=`` / ``prices=`` of ``init()
 ``"environment"`` (``TIERTRACE_PRICES``); the most specific one present wins for the overall
 source (environment, then init, then defaults).
 
-The ``total`` counts equal what the exported metrics say. The snapshot is plain JSON-ready
-data: ``tiertrace report --snapshot FILE`` reads it back.
+The snapshot is plain JSON-ready data: ``tiertrace report --snapshot FILE`` reads it back.
 
-Memory: the rolling windows are fixed-size rings of numbers (``array`` of doubles and bytes
-plus an index), allocated at ``init()``; recording an access or a lookup writes numbers into
-them and keeps no object of its own, so memory stays flat however long the process runs.
+Memory: a record is one array of numbers (``array`` of doubles, one fixed-size row per slot);
+the slots are bounded (`tiertrace._core.metrics`), and so are the records, so memory stays
+flat however long the process runs.
 """
 
 from __future__ import annotations
@@ -46,81 +77,52 @@ from __future__ import annotations
 import threading
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+from tiertrace._contract.names import BUCKETS
 from tiertrace._contract.promql import MONTH_DAYS
 from tiertrace._contract.targets import CACHE_EFFECTIVENESS, L1_HIT_RATE, LOOKUP_LATENCY, TARGETS
-from tiertrace._core.recorder import Access
+from tiertrace._core.aggregation import HistogramSlot
+from tiertrace._core.metrics import AccessKey, LookupKey, Metrics
 from tiertrace._core.tiers import DEFAULT_TIERS, Tier
 from tiertrace._runtime.config import Settings
 
 DAY = 86400.0
-_READ, _HIT, _ERROR = 1, 2, 4  # bits of an access's flags byte in the ring
-_MAX_SERVED = 64  # distinct served_by values kept apart in the lookup ring (then "_other")
+MAX_RECORDS = 60  # records spanning one window (then they are spaced further apart)
+_COUNT, _SUM, _EXTRA, _BUCKETS = 0, 1, 2, 3  # a slot's row: count, sum, extra, bucket counts
+WIDTH = _BUCKETS + len(BUCKETS) + 1
+
+Row = Sequence[float]  # one slot's row (count, sum, extra, bucket counts...)
+Record = tuple[float, "array[float]"]  # clock time and every slot's row, at an offset
+_ZERO: Row = (0.0,) * WIDTH
 
 
-def _zeros(code: str, size: int) -> array[Any]:
-    return array(code, bytes(array(code).itemsize * size))
+def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
+    """The ``q`` quantile of a histogram, as PromQL's ``histogram_quantile`` estimates it.
 
-
-class _TierStats:
-    """Totals of one tier since init, and a ring of its last ``size`` accesses."""
-
-    __slots__ = (
-        "accesses",
-        "at",
-        "cost",
-        "errors",
-        "first",
-        "flags",
-        "hits",
-        "latency",
-        "level",
-        "r_cost",
-        "r_lat",
-        "reads",
-        "size",
-    )
-
-    def __init__(self, level: int, size: int) -> None:
-        self.level = level
-        self.accesses = self.reads = self.hits = self.errors = 0
-        self.latency = self.cost = 0.0
-        self.first = 0.0  # clock time of the first access (valid when accesses > 0)
-        self.size = size  # the ring: access number k is at index k % size
-        self.at = _zeros("d", size)  # clock time of each access in the ring
-        self.r_lat = _zeros("d", size)
-        self.r_cost = _zeros("d", size)
-        self.flags = _zeros("B", size)  # _READ | _HIT | _ERROR
-
-
-class _LookupRing:
-    """The last ``size`` lookups as numbers: time, served-by index, level, seconds, cost."""
-
-    __slots__ = ("at", "cost", "level", "n", "next", "seconds", "served", "size")
-
-    def __init__(self, size: int) -> None:
-        self.size, self.n, self.next = size, 0, 0
-        self.at = _zeros("d", size)
-        self.served = _zeros("h", size)
-        self.level = _zeros("h", size)
-        self.seconds = _zeros("d", size)
-        self.cost = _zeros("d", size)
-
-
-def _pct(sorted_values: Sequence[float], q: float) -> float:
-    if not sorted_values:
+    ``counts`` are the bucket counts (not cumulative), one more than ``bounds``: the last
+    bucket is unbounded. The quantile is interpolated linearly within the bucket its rank
+    (``q`` × the count) falls in, the first bucket starting at 0; a rank in the unbounded
+    bucket gives the highest finite bound. 0.0 for an empty histogram (PromQL: NaN).
+    """
+    total = sum(counts)
+    if total <= 0:
         return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
-
-
-def _ordered(values: array[Any], n: int, nxt: int) -> list[Any]:
-    """The ring's valid entries, oldest first."""
-    if n < len(values):
-        return values[:n].tolist()
-    return values[nxt:].tolist() + values[:nxt].tolist()
+    rank = q * total
+    cumulative = 0.0
+    for i, upper in enumerate(bounds):
+        below = cumulative
+        cumulative += counts[i]
+        if cumulative >= rank:
+            if i == 0 and upper <= 0:
+                return upper
+            start = bounds[i - 1] if i else 0.0
+            if counts[i] <= 0:
+                return start
+            return start + (upper - start) * ((rank - below) / counts[i])
+    return bounds[-1]
 
 
 def price_table(settings: Settings) -> dict[str, Any]:
@@ -153,136 +155,226 @@ def price_table(settings: Settings) -> dict[str, Any]:
     return table
 
 
-class Stats:
-    """Counters and rolling windows fed by the recorder and the lookup grouper.
+class TierTotals(NamedTuple):
+    """One tier's counts since ``init()``, as exported (what the TTL what-if is priced with)."""
 
-    ``clock`` (seconds, monotonic) is what every time here is read from; tests pass their own.
+    accesses: int
+    reads: int
+    hits: int
+    cost_usd: float
+
+
+class _Access(NamedTuple):
+    """One access slot as read at a snapshot."""
+
+    key: AccessKey
+    tier: Tier
+    created: float
+    row: Row
+
+
+class _Tally:
+    """One tier's figures (or the lookups') in one view, added up from slot rows."""
+
+    __slots__ = ("buckets", "cost", "count", "errors", "hits", "l1", "latency", "reads", "served")
+
+    def __init__(self) -> None:
+        self.count = self.reads = self.hits = self.errors = self.l1 = 0
+        self.latency = self.cost = 0.0
+        self.buckets = [0.0] * (len(BUCKETS) + 1)
+        self.served: dict[str, int] = {}
+
+    def add(self, row: Row, base: Row) -> int:
+        """Add the count, sum and bucket counts ``row`` holds beyond ``base``; returns the
+        count added."""
+        count = int(row[_COUNT] - base[_COUNT])
+        if count:
+            self.count += count
+            self.latency += row[_SUM] - base[_SUM]
+            buckets = self.buckets
+            for i in range(len(buckets)):
+                buckets[i] += row[_BUCKETS + i] - base[_BUCKETS + i]
+        return count
+
+    def quantile_ms(self, q: float) -> float:
+        return histogram_quantile(q, BUCKETS, self.buckets) * 1000
+
+    def tier_row(self) -> dict[str, Any]:
+        n = self.count
+        return {
+            "accesses": n,
+            "reads": self.reads,
+            "hits": self.hits,
+            "errors": self.errors,
+            "mean_ms": self.latency / n * 1000 if n else 0.0,
+            "p50_ms": self.quantile_ms(0.5),
+            "p95_ms": self.quantile_ms(0.95),
+            "cost_usd": self.cost,
+        }
+
+
+def _row(values: array[float], at: int | None) -> Row:
+    """The row at offset ``at`` of a record (zeros for a slot made after the record)."""
+    if at is None or at + WIDTH > len(values):
+        return _ZERO
+    return values[at : at + WIDTH]
+
+
+def _slot_row(slot: HistogramSlot) -> Row:
+    """A slot's row, copied under its lock."""
+    p = slot.point()
+    return (p.recorded, p.sum, p.extra, *p.bucket_counts)
+
+
+class Stats:
+    """``tiertrace.stats()`` of one handle, read from its `Metrics` (see the module docs).
+
+    ``clock`` (seconds, monotonic) is what every time here is read from; it must be the clock
+    ``metrics`` stamps its slots with. Tests pass their own.
     """
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.tiers: tuple[Tier, ...] = settings.tiers
         self.settings = settings
-        self.window = settings.stats_window
+        self.metrics = metrics
+        self.window_s = float(settings.stats_window_s)
+        self.spacing = max(1.0, self.window_s / MAX_RECORDS)  # between two records, at least
         self.min_projection_s = float(settings.min_projection_window_s)
         self.clock = clock
         self.started = clock()
         self.lock = threading.Lock()
-        self.by_name = {t.name: _TierStats(t.level, self.window) for t in self.tiers}
-        self.lookups = _LookupRing(self.window)
-        self.window_l1 = 0  # lookups in the ring served at level 1
-        self.lookup_count = 0
-        self.lookup_latency = 0.0
-        self.lookup_cost = 0.0
-        self.served_total: dict[str, int] = {}
-        self.served_names: list[str] = []  # index in the lookup ring -> served_by
-        self.served_index: dict[str, int] = {}
+        # where each slot's row sits in a record (slots are only ever added)
+        self.access_at: dict[AccessKey, int] = {}
+        self.lookup_at: dict[LookupKey, int] = {}
+        self.records: deque[Record] = deque([(self.started, array("d"))])  # the zero state
         self.prices = price_table(settings)
 
-    def observe_single(self, acc: Access) -> None:
-        """An access that hit and, at once, the lookup it made alone (an L1 hit): one lock."""
-        now = self.clock()
-        with self.lock:
-            self._access(acc, now)
-            self._lookup(acc.tier.name, acc.level, acc.duration_s, acc.cost, now)
+    # --- records -----------------------------------------------------------------------------
 
-    def observe_access(self, acc: Access) -> None:
-        now = self.clock()
-        with self.lock:
-            self._access(acc, now)
+    def _base(self, now: float) -> Record:
+        """The record the window starts from: the most recent one at least ``window_s`` old,
+        else the zero state (called with the lock held)."""
+        cutoff = now - self.window_s
+        records = self.records
+        # the first record is that old or is the zero state (see _record): the base is at
+        # most a few records further, as pruning keeps at most one record older than a window
+        base, i, n = records[0], 1, len(records)
+        while i < n and records[i][0] <= cutoff:
+            base, i = records[i], i + 1
+        return base
 
-    def _access(self, acc: Access, now: float) -> None:
-        # called with the lock held
-        t = self.by_name.get(acc.tier.name)
-        if t is None:
+    def _record(
+        self, now: float, access: list[_Access], lookup: list[tuple[LookupKey, Row]]
+    ) -> None:
+        """Keep the slots' state of ``now`` if the last record is ``spacing`` old, and drop the
+        records no window can start from any more (called with the lock held).
+
+        A record is dropped only when the next one is at least ``window_s`` old, so the first
+        record is the zero state until some record is old enough to start a window.
+        """
+        if now - self.records[-1][0] < self.spacing:
             return
-        hit = acc.hit
-        seconds, cost = acc.duration_s, acc.cost
-        flags = 0 if hit is None else 3 if hit else 1  # _READ | _HIT, _READ
-        if acc.error_type is not None:
-            flags |= 4  # _ERROR
-        count = t.accesses
-        if not count:
-            t.first = now
-        t.accesses = count + 1
-        i = count % t.size
-        t.at[i] = now
-        t.r_lat[i] = seconds
-        t.r_cost[i] = cost
-        t.flags[i] = flags
-        t.latency += seconds
-        t.cost += cost
-        if flags:
-            t.reads += flags & 1
-            t.hits += (flags & 2) >> 1
-            t.errors += flags >> 2
+        rows: list[tuple[int, Row]] = []
+        for a in access:
+            at = self.access_at.get(a.key)
+            if at is None:
+                at = self.access_at[a.key] = self._next_offset()
+            rows.append((at, a.row))
+        for key, row in lookup:
+            at = self.lookup_at.get(key)
+            if at is None:
+                at = self.lookup_at[key] = self._next_offset()
+            rows.append((at, row))
+        values = array("d", bytes(8 * self._next_offset()))
+        for at, row in rows:
+            values[at : at + WIDTH] = array("d", row)
+        records = self.records
+        records.append((now, values))
+        cutoff = now - self.window_s
+        while len(records) > 1 and records[1][0] <= cutoff:
+            records.popleft()
 
-    def observe_lookup(self, served_by: str, level: int, seconds: float, cost: float) -> None:
-        now = self.clock()
-        with self.lock:
-            self._lookup(served_by, level, seconds, cost, now)
+    def _next_offset(self) -> int:
+        return (len(self.access_at) + len(self.lookup_at)) * WIDTH
 
-    def _lookup(self, served_by: str, level: int, seconds: float, cost: float, now: float) -> None:
-        # called with the lock held
-        self.lookup_count += 1
-        self.lookup_latency += seconds
-        self.lookup_cost += cost
-        self.served_total[served_by] = self.served_total.get(served_by, 0) + 1
-        index = self.served_index.get(served_by)
-        if index is None:
-            if len(self.served_names) >= _MAX_SERVED:
-                served_by = "_other"
-            index = self.served_index.get(served_by)
-            if index is None:
-                index = self.served_index[served_by] = len(self.served_names)
-                self.served_names.append(served_by)
-        r = self.lookups
-        i = r.next
-        if r.n == r.size and r.level[i] == 1:
-            self.window_l1 -= 1
-        self.window_l1 += level == 1
-        r.at[i] = now
-        r.served[i] = index
-        r.level[i] = level
-        r.seconds[i] = seconds
-        r.cost[i] = cost
-        i += 1
-        r.next = 0 if i == r.size else i
-        if r.n < r.size:
-            r.n += 1
+    # --- figures -----------------------------------------------------------------------------
 
     def cache_effectiveness(self) -> float:
-        """Share of the window's lookups served by level 1 (cheap: kept as a running count)."""
+        """The window's share of lookups served by level 1, without a snapshot.
+
+        It reads each lookup slot's count and the record the window starts from (module docs);
+        it records nothing. 0.0 without lookups in the window.
+        """
+        now = self.clock()
+        lookups = l1 = 0.0
         with self.lock:
-            n = self.lookups.n
-            return self.window_l1 / n if n else 0.0
+            values = self._base(now)[1]
+            for key, slot in self.metrics.lookup.items():
+                at = self.lookup_at.get(key)
+                count = slot.count - (values[at] if at is not None and at < len(values) else 0.0)
+                lookups += count
+                if key[1] == 1:
+                    l1 += count
+        return l1 / lookups if lookups else 0.0
+
+    def totals(self) -> tuple[float, dict[str, TierTotals], int]:
+        """Seconds since ``init()``, each accessed tier's counts and the lookup count since
+        ``init()``: the ``total`` view's figures, without a snapshot."""
+        elapsed = max(self.clock() - self.started, 1e-9)
+        tiers: dict[str, TierTotals] = {}
+        for (name, op, hit, _error), slot in self.metrics.access.items():
+            n = slot.count
+            t = tiers.get(name, TierTotals(0, 0, 0, 0.0))
+            tiers[name] = TierTotals(
+                t.accesses + n,
+                t.reads + (n if hit is not None else 0),
+                t.hits + (n if hit else 0),
+                t.cost_usd + n * slot.context.cost(op),
+            )
+        lookups = sum(slot.count for _key, slot in self.metrics.lookup.items())
+        return elapsed, tiers, lookups
 
     def snapshot(self) -> dict[str, Any]:
+        access = [
+            _Access(key, slot.context, slot.created, _slot_row(slot))
+            for key, slot in self.metrics.access.items()
+        ]
+        lookup = [(key, _slot_row(slot)) for key, slot in self.metrics.lookup.items()]
+        now = self.clock()
         with self.lock:
-            now = self.clock()
-            totals = {n: _total_row(t) for n, t in self.by_name.items()}
-            first = {n: t.first for n, t in self.by_name.items() if t.accesses}
-            rings = {n: _ring_copy(t) for n, t in self.by_name.items()}
-            r = self.lookups
-            lookups = {
-                "at": _ordered(r.at, r.n, r.next),
-                "served": _ordered(r.served, r.n, r.next),
-                "seconds": r.seconds[: r.n].tolist(),
-                "cost": r.cost[: r.n].tolist(),
-            }
-            names = list(self.served_names)
-            total = {
-                "lookups": self.lookup_count,
-                "served_by": dict(self.served_total),
-                "latency": self.lookup_latency,
-                "cost": self.lookup_cost,
-            }
-        recent = {n: _ring_row(*ring) for n, ring in rings.items()}
-        gate = {n: now - at for n, at in first.items()}  # each tier's observed time since init
-        window = self._window_view(recent, lookups, names, now, gate)
+            base_at, base = self._base(now)
+            self._record(now, access, lookup)
+            access_at, lookup_at = dict(self.access_at), dict(self.lookup_at)
+        first: dict[str, float] = {}  # each tier's first access: its oldest slot
+        for a in access:
+            name = a.tier.name
+            if a.row[_COUNT] and a.created < first.get(name, float("inf")):
+                first[name] = a.created
+        gate = {n: now - at for n, at in first.items()}
+        covered = max(now - base_at, 0.0)
+        window = self._view(
+            *self._tally(
+                access,
+                lookup,
+                lambda k: _row(base, access_at.get(k)),
+                lambda k: _row(base, lookup_at.get(k)),
+            ),
+            {n: min(covered, g) for n, g in gate.items()},
+            gate,
+            max(covered, 1e-9),
+        )
+        total = self._view(
+            *self._tally(access, lookup, lambda _k: _ZERO, lambda _k: _ZERO),
+            gate,
+            gate,
+            max(now - self.started, 1e-9),
+        )
         snap: dict[str, Any] = {
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "window": window,
-            "total": self._total_view(totals, total, now, gate, window),
+            "total": total,
             "prices": {
                 k: (dict(v, per_operation=dict(v["per_operation"])) if isinstance(v, dict) else v)
                 for k, v in self.prices.items()
@@ -290,6 +382,39 @@ class Stats:
         }
         snap["targets"] = self.targets(snap["window"])
         return snap
+
+    def _tally(
+        self,
+        access: list[_Access],
+        lookup: list[tuple[LookupKey, Row]],
+        access_base: Callable[[AccessKey], Row],
+        lookup_base: Callable[[LookupKey], Row],
+    ) -> tuple[dict[str, _Tally], _Tally]:
+        """Per configured tier and for the lookups: what the slots hold beyond their base."""
+        tiers = {t.name: _Tally() for t in self.tiers}
+        for a in access:
+            t = tiers.get(a.tier.name)
+            if t is None:
+                continue
+            _name, op, hit, error = a.key
+            n = t.add(a.row, access_base(a.key))
+            if n:
+                t.cost += n * a.tier.cost(op)
+                if hit is not None:
+                    t.reads += n
+                    t.hits += n if hit else 0
+                if error is not None:
+                    t.errors += n
+        lookups = _Tally()
+        for key, row in lookup:
+            start = lookup_base(key)
+            n = lookups.add(row, start)
+            if n:
+                served_by, level, _query_type = key
+                lookups.cost += row[_EXTRA] - start[_EXTRA]
+                lookups.served[served_by] = lookups.served.get(served_by, 0) + n
+                lookups.l1 += n if level == 1 else 0
+        return tiers, lookups
 
     def _project(self, row: dict[str, Any], observed: float | None, gate: float | None) -> None:
         """Put the cost projection of one tier into ``row`` (see the module documentation)."""
@@ -315,35 +440,23 @@ class Stats:
             cost_per_day_usd=row["cost_usd"] / max(observed, 1e-9) * DAY,
         )
 
-    def _tier_rows(
+    def _view(
         self,
-        per_tier: dict[str, dict[str, Any]],
-        served: dict[str, int],
+        tallies: dict[str, _Tally],
+        lookups: _Tally,
         observed: dict[str, float],
         gate: dict[str, float],
+        elapsed: float,
     ) -> dict[str, Any]:
-        rows = {}
+        served = lookups.served
+        tiers = {}
         for tier in self.tiers:
-            row = per_tier[tier.name]
+            row = tallies[tier.name].tier_row()
             row["level"] = tier.level
             row["served"] = served.get(tier.name, 0)
             row["hit_rate"] = row["hits"] / row["reads"] if row["reads"] else 0.0
             self._project(row, observed.get(tier.name), gate.get(tier.name))
-            rows[tier.name] = row
-        return rows
-
-    def _view(
-        self,
-        tiers: dict[str, Any],
-        lookups: int,
-        served: dict[str, int],
-        latency: float,
-        cost: float,
-        elapsed: float,
-        p95: float,
-    ) -> dict[str, Any]:
-        l1 = sum(served.get(t.name, 0) for t in self.tiers if t.level == 1)
-        tier_cost = sum(r["cost_usd"] for r in tiers.values())
+            tiers[tier.name] = row
         active = [r for r in tiers.values() if r["projection"] != "no traffic"]
         waiting = [r for r in active if r["projection"] == "collecting"]
         per_day: float | None
@@ -353,17 +466,18 @@ class Stats:
         else:
             projection = "ready" if active else "no traffic"
             per_day, needs = sum(r["cost_per_day_usd"] for r in active), 0.0
+        n = lookups.count
         return {
-            "lookups": lookups,
+            "lookups": n,
             "served_by": {
                 **{t.name: served.get(t.name, 0) for t in self.tiers},
                 "none": served.get("none", 0),
             },
-            "cache_effectiveness": l1 / lookups if lookups else 0.0,
-            "mean_lookup_latency_ms": latency / lookups * 1000 if lookups else 0.0,
-            "p95_lookup_latency_ms": p95 * 1000,
-            "lookup_cost_usd": cost,
-            "cost_usd": tier_cost,
+            "cache_effectiveness": lookups.l1 / n if n else 0.0,
+            "mean_lookup_latency_ms": lookups.latency / n * 1000 if n else 0.0,
+            "p95_lookup_latency_ms": lookups.quantile_ms(0.95),
+            "lookup_cost_usd": lookups.cost,
+            "cost_usd": sum(r["cost_usd"] for r in tiers.values()),
             "cost_per_day_usd": per_day,
             "cost_per_month_usd": None if per_day is None else per_day * MONTH_DAYS,
             "projection": projection,
@@ -372,56 +486,6 @@ class Stats:
             "elapsed_s": elapsed,
             "tiers": tiers,
         }
-
-    def _window_view(
-        self,
-        recent: dict[str, dict[str, Any]],
-        lookups: dict[str, list[Any]],
-        names: list[str],
-        now: float,
-        gate: dict[str, float],
-    ) -> dict[str, Any]:
-        oldest = [r["oldest"] for r in recent.values() if r["accesses"]]
-        oldest += lookups["at"][:1]
-        elapsed = max(now - min(oldest), 1e-3) if oldest else 1e-3
-        observed = {n: max(now - r["oldest"], 0.0) for n, r in recent.items() if r["accesses"]}
-        for r in recent.values():
-            del r["oldest"]
-        served: dict[str, int] = {}
-        for index in lookups["served"]:
-            served[names[index]] = served.get(names[index], 0) + 1
-        durations = sorted(lookups["seconds"])
-        return self._view(
-            self._tier_rows(recent, served, observed, gate),
-            len(durations),
-            served,
-            sum(durations),
-            sum(lookups["cost"]),
-            elapsed,
-            _pct(durations, 0.95),
-        )
-
-    def _total_view(
-        self,
-        tiers: dict[str, dict[str, Any]],
-        total: dict[str, Any],
-        now: float,
-        gate: dict[str, float],
-        window: dict[str, Any],
-    ) -> dict[str, Any]:
-        rows = self._tier_rows(tiers, total["served_by"], gate, gate)
-        for name, row in rows.items():  # percentiles come from the rolling window
-            row["p50_ms"] = window["tiers"][name]["p50_ms"]
-            row["p95_ms"] = window["tiers"][name]["p95_ms"]
-        return self._view(
-            rows,
-            total["lookups"],
-            total["served_by"],
-            total["latency"],
-            total["cost"],
-            max(now - self.started, 1e-9),
-            window["p95_lookup_latency_ms"] / 1000,
-        )
 
     def targets(self, view: dict[str, Any]) -> list[dict[str, Any]]:
         s = self.settings
@@ -439,47 +503,3 @@ class Stats:
             met = bool(view["lookups"]) and (v > limit if t.op == ">" else v < limit)
             rows.append({"name": t.name, "op": t.op, "target": limit, "value": v, "met": met})
         return rows
-
-
-def _total_row(t: _TierStats) -> dict[str, Any]:
-    return {
-        "accesses": t.accesses,
-        "reads": t.reads,
-        "hits": t.hits,
-        "errors": t.errors,
-        "mean_ms": t.latency / t.accesses * 1000 if t.accesses else 0.0,
-        "p50_ms": 0.0,
-        "p95_ms": 0.0,
-        "cost_usd": t.cost,
-    }
-
-
-_Ring = tuple[int, float, "array[float]", "array[float]", "array[int]"]
-
-
-def _ring_copy(t: _TierStats) -> _Ring:
-    """A copy of one tier's ring (taken under the lock; the figures are made outside it)."""
-    n = min(t.accesses, t.size)
-    oldest = t.at[t.accesses % t.size if t.accesses > t.size else 0] if n else 0.0
-    return n, oldest, t.r_lat[:n], t.r_cost[:n], t.flags[:n]
-
-
-def _ring_row(
-    n: int, oldest: float, latency: array[float], cost: array[float], flags: array[int]
-) -> dict[str, Any]:
-    """The window figures of one tier."""
-    lat = sorted(latency)
-    counts = [0] * 8
-    for f in flags:
-        counts[f] += 1
-    return {
-        "accesses": n,
-        "reads": sum(counts[f] for f in range(8) if f & _READ),
-        "hits": sum(counts[f] for f in range(8) if f & _HIT),
-        "errors": sum(counts[f] for f in range(8) if f & _ERROR),
-        "mean_ms": sum(lat) / n * 1000 if n else 0.0,
-        "p50_ms": _pct(lat, 0.5) * 1000,
-        "p95_ms": _pct(lat, 0.95) * 1000,
-        "cost_usd": sum(cost),
-        "oldest": oldest,
-    }

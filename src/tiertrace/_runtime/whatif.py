@@ -42,13 +42,10 @@ class TtlWhatIf:
 
     def figures(self) -> Figures:
         """The observed traffic since ``init()`` (the same totals ``stats()["total"]`` shows)."""
-        st = self.stats
-        with st.lock:
-            elapsed = max(st.clock() - st.started, 1e-9)
-            l1 = [st.by_name[t.name] for t in self.l1 if t.name in st.by_name]
-            total_cost = sum(c.cost for c in st.by_name.values())
-            lookups = st.lookup_count
-        l1_cost = sum(c.cost for c in l1)
+        elapsed, tiers, lookups = self.stats.totals()
+        l1 = [tiers[t.name] for t in self.l1 if t.name in tiers]
+        total_cost = sum(c.cost_usd for c in tiers.values())
+        l1_cost = sum(c.cost_usd for c in l1)
         return Figures(
             elapsed_s=elapsed,
             l1_reads=sum(c.reads for c in l1),
