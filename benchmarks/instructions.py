@@ -4,8 +4,9 @@ CPU time on a shared machine moves with cache and frequency effects; instruction
 not. For each configuration a child process runs ``tiertrace.init`` (or the contrib anchor),
 200 warm-up GETs and then N GETs on a private redis-server; two runs under
 ``valgrind --tool=callgrind``, with N = 100 and N = 1,100, give the instructions of 1,000 calls
-by difference (start-up and set-up cancel out). ``--ablate`` repeats metrics-only with one part
-of tiertrace switched off at a time, to show where its instructions go.
+by difference (start-up and set-up cancel out), with ``PYTHONHASHSEED=0`` so that both runs
+hash alike. ``--ablate`` repeats metrics-only with one part of tiertrace switched off at a
+time, to show where its instructions go (``grouping``: everything after the access's own slot).
 
     python benchmarks/instructions.py [--ablate] [--json FILE]    # ~4 min, ~8 min with --ablate
 
@@ -89,6 +90,7 @@ def count(config: str, calls: int, url: str, ablate: str = "") -> int:
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # same hashing every run: less noise
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
