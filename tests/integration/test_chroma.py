@@ -171,6 +171,40 @@ def test_query_on_an_empty_collection_is_a_miss(make_telemetry: Any, embedded: A
     assert span.status.status_code == StatusCode.UNSET
 
 
+def test_each_call_is_described_by_its_own_shape(make_telemetry: Any, embedded: Any) -> None:
+    """Repeated calls reuse what was worked out for their shape, never another shape's."""
+    col = _collection(embedded, ("a", v(0)))
+    t = make_telemetry()
+    old = col.name
+    col.query(query_embeddings=[v(0)], n_results=1)
+    col.query(query_embeddings=[v(0)], n_results=1, where={"user": "u1"})
+    col.query(query_embeddings=[v(0)], n_results=1, where={"$and": [{"lang": "en"}, {"x": 1}]})
+    col.query(query_embeddings=[v(0)], n_results=2)
+    col.query(query_embeddings=[v(0)], n_results=1)
+    col.query([v(0)], None, None, None, None, 1, {"user": "u2"})  # positional where
+    col.get(ids=["a"])
+    new = _name()
+    with suppress_instrumentation():
+        col.modify(name=new)
+    col.query(query_embeddings=[v(0)], n_results=1)
+    col.get(ids=["a"], where={"user": "u3"})
+    summaries = [
+        (s.name, s.attributes["db.query.summary"], s.attributes.get("db.vector.query.top_k"))
+        for s in t.access_spans()
+    ]
+    assert summaries == [
+        (f"query {old}", f"query {old}", 1),
+        (f"query {old}", f"query {old}{{where:user}}", 1),
+        (f"query {old}", f"query {old}{{where:lang,x}}", 1),
+        (f"query {old}", f"query {old}", 2),
+        (f"query {old}", f"query {old}", 1),
+        (f"query {old}", f"query {old}{{where:user}}", 1),
+        (f"get {old}", f"get {old}", None),
+        (f"query {new}", f"query {new}", 1),
+        (f"get {new}", f"get {new}{{where:user}}", None),
+    ]
+
+
 def test_hit_distance_makes_a_far_best_match_a_miss(make_telemetry: Any, client: Any) -> None:
     col = _collection(client, ("a", v(0)), ("b", v(1)))
     t = make_telemetry(tiers=SEMANTIC)

@@ -13,6 +13,9 @@ embedded clients and CLIENT for the HTTP ones (which also carry ``server.address
 ``query`` adds ``db.vector.query.top_k`` (``n_results``); ``query`` and ``get`` add
 ``db.response.returned_rows`` (ids returned, summed over all query embeddings); ``add``,
 ``upsert``, ``update`` and ``delete`` add ``db.operation.batch.size`` (ids in the call).
+Apart from the counts, these attributes depend only on the collection and the shape of the call
+(operation, ``n_results``, ``where`` keys): they are worked out once per shape and collection and
+given to the span when it starts: a call builds none of them.
 
 Hit rules (reads only; writes have no ``tiertrace.hit``):
 
@@ -53,7 +56,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from tiertrace._core import recorder as _access
@@ -68,17 +70,14 @@ __all__ = ["ChromaInstrumentor", "collection_served", "query_found"]
 _SWITCH = Switch()
 _PATCHES = Patches()
 _ENDPOINT = "_tiertrace_endpoint"  # cached (kind, server attributes) on the client's server API
-_READS = frozenset({"query", "get"})
+_SHAPES = "_tiertrace_shapes"  # cached call shapes on a collection (see `_shape`)
+_MAX_SHAPES = 64  # per collection; past it a shape is described afresh on every call
 _OPS = ("query", "get", "add", "upsert", "update", "delete")
+_READS = frozenset({"query", "get"})
 # positions of the arguments tiertrace reads, after ``self`` (same for Collection/AsyncCollection)
-_POSITIONS: dict[str, dict[str, int]] = {
-    "query": {"n_results": 5, "where": 6},
-    "get": {"ids": 0, "where": 1},
-    "delete": {"ids": 0, "where": 1},
-    "add": {"ids": 0},
-    "upsert": {"ids": 0},
-    "update": {"ids": 0},
-}
+_N_RESULTS_AT = 5  # query
+_WHERE_AT = {"query": 6, "get": 1, "delete": 1}
+_IDS_AT = 0  # add, upsert, update, delete
 
 
 def query_found(result: Any, hit_distance: float | None) -> tuple[int, int, int]:
@@ -106,23 +105,16 @@ def collection_served(collection: Any, result: Any) -> bool:
     ``match`` takes the collection's name; a hit is every query embedding found (within that
     tier's ``hit_distance``, if any), as for the access itself. A None result is a miss.
     """
-    tier = _tier(collection) or TIERS.maps["chroma"].resolve(collection.name)
+    tier = _tier(collection, collection.name) or TIERS.maps["chroma"].resolve(collection.name)
     queries, found, _rows = query_found(result or {}, getattr(tier, "hit_distance", None))
     return queries > 0 and found == queries
 
 
-def _arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], op: str, name: str) -> Any:
-    if name in kwargs:
-        return kwargs[name]
-    pos = _POSITIONS[op].get(name)
-    return args[pos] if pos is not None and len(args) > pos else None
-
-
-def _tier(collection: Any) -> Any:
+def _tier(collection: Any, name: str) -> Any:
     bound = getattr(collection, ATTR, None)
     if bound is None:
         bound = getattr(getattr(collection, "_client", None), ATTR, None)
-    return tier_of(bound, _SWITCH, "chroma", (collection.name,))
+    return tier_of(bound, _SWITCH, "chroma", (name,))
 
 
 def _endpoint(server: Any) -> tuple[SpanKind, dict[str, Any]]:
@@ -155,67 +147,85 @@ def _count(ids: Any) -> int | None:
         return None
 
 
-def _begin(
-    instance: Any, ctx: Context, op: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> _access.Access | None:
-    tier = _tier(instance)
-    if tier is None:
-        return None
+Shape = tuple[SpanKind, str, dict[str, Any]]
+_NO_ATTRIBUTES: dict[str, Any] = {}
+
+
+def _shape(instance: Any, name: str, op: str, top_k: int | None, where: Any) -> Shape:
+    """Span kind, pattern and span attributes of one shape of call on ``instance``.
+
+    A shape is the collection's name, the operation, ``n_results`` and the ``where`` keys; the
+    attributes (``db.namespace``, ``db.query.summary``, server address and port,
+    ``db.vector.query.top_k``) depend on nothing else, so they are built once per shape and
+    kept on the collection. Being the same dict object each time, they reach the span at its
+    start through the recorder's cached attribute sets (`tiertrace._core.recorder.start`).
+    """
+    shapes: dict[tuple[Any, ...], Shape] | None = getattr(instance, _SHAPES, None)
+    key: tuple[Any, ...] = (name, op, top_k)
+    if where is None:
+        if shapes is not None:
+            found = shapes.get(key)
+            if found is not None:
+                return found
+        pattern = collection_pattern(name, None)
+    else:
+        pattern = collection_pattern(name, where)
+        key = (name, op, top_k, pattern)
+        if shapes is not None:
+            found = shapes.get(key)
+            if found is not None:
+                return found
     kind, server_attrs = _endpoint(getattr(instance, "_client", None))
-    name = instance.name
-    where = _arg(args, kwargs, op, "where") if "where" in _POSITIONS[op] else None
-    pattern = collection_pattern(name, where)
-    acc = _access.start(tier, op, name, kind, ctx=ctx)  # nothing that can fail comes after this
-    acc.pattern = pattern
-    acc.read = op in _READS
-    if acc.recording:
-        try:
-            acc.span.set_attributes(_details(instance, op, args, kwargs, pattern, server_attrs))
-        except Exception as fault:  # the access goes on without the details
-            _access.report_fault("chroma", fault)
-    return acc
-
-
-def _details(
-    instance: Any,
-    op: str,
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-    pattern: str,
-    server_attrs: dict[str, Any],
-) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "db.namespace": f"{instance.tenant}|{instance.database}",
-        "db.query.summary": f"{op} {pattern}",
-        **server_attrs,
-    }
-    if op == "query":
-        top_k = _arg(args, kwargs, op, "n_results")
-        top_k = 10 if top_k is None else top_k  # chromadb's default
-        if isinstance(top_k, int) and not isinstance(top_k, bool):
+    try:
+        attrs: dict[str, Any] = {
+            "db.namespace": f"{instance.tenant}|{instance.database}",
+            "db.query.summary": f"{op} {pattern}",
+            **server_attrs,
+        }
+        if top_k is not None:
             attrs["db.vector.query.top_k"] = top_k
-    elif op != "get":
-        batch = _count(_arg(args, kwargs, op, "ids"))
-        if batch is not None:
-            attrs["db.operation.batch.size"] = batch
-    return attrs
+    except Exception as fault:  # the access goes on without these attributes
+        _access.report_fault("chroma", fault)
+        return kind, pattern, _NO_ATTRIBUTES
+    shape = (kind, pattern, attrs)
+    if shapes is None:
+        shapes = {}
+        with contextlib.suppress(AttributeError, TypeError):  # then it is built each time
+            setattr(instance, _SHAPES, shapes)
+    elif len(shapes) >= _MAX_SHAPES:  # an unbounded variety of where keys: keep the first ones
+        return shape
+    shapes[key] = shape
+    return shape
 
 
-def _done(acc: _access.Access, _extra: Any, _instance: Any, result: Any) -> None:
+def _done_query(acc: _access.Access, _extra: Any, _instance: Any, result: Any) -> None:
     hit: bool | None = None
     try:
-        if acc.op == "query":
-            requested, found, acc.rows = query_found(result, acc.tier.hit_distance)
-            hit = requested > 0 and found == requested
-            if requested > 1:
-                acc.keys_requested, acc.keys_hit = requested, found
-        elif acc.op == "get":
-            acc.rows = len(result.get("ids") or ())
-            hit = acc.rows > 0
+        requested, found, acc.rows = query_found(result, acc.tier.hit_distance)
+        hit = requested > 0 and found == requested
+        if requested > 1:
+            acc.keys_requested, acc.keys_hit = requested, found
     except Exception as fault:  # an odd result: still one access, without a hit
         _access.report_fault("chroma", fault)
         hit = None
     _access.finish(acc, hit)
+
+
+def _done_get(acc: _access.Access, _extra: Any, _instance: Any, result: Any) -> None:
+    hit: bool | None = None
+    try:
+        acc.rows = len(result.get("ids") or ())
+        hit = acc.rows > 0
+    except Exception as fault:  # an odd result: still one access, without a hit
+        _access.report_fault("chroma", fault)
+    _access.finish(acc, hit)
+
+
+def _done_write(acc: _access.Access, _extra: Any, _instance: Any, _result: Any) -> None:
+    _access.finish(acc, None)
+
+
+_DONE = {"query": _done_query, "get": _done_get}
 
 
 def _status(exc: BaseException) -> str | None:
@@ -226,18 +236,59 @@ def _status(exc: BaseException) -> str | None:
     return None
 
 
+def _top_k(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int | None:
+    """``n_results`` of a ``query`` call (chromadb's default 10 when not given)."""
+    top_k = kwargs.get("n_results", args[_N_RESULTS_AT] if len(args) > _N_RESULTS_AT else None)
+    if top_k is None:
+        return 10
+    return top_k if isinstance(top_k, int) and not isinstance(top_k, bool) else None
+
+
 def _begin_of(op: str) -> Any:
-    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The function that opens the access of one ``op`` call (None: not an access)."""
+    read = op in _READS
+    query = op == "query"
+    where_at = _WHERE_AT.get(op)
+
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         ctx = _access.active()
         if ctx is None:
             return None
-        acc = _begin(instance, ctx, op, args, kwargs)
-        return None if acc is None else (acc, None)
+        name = instance.name
+        bound = getattr(instance, ATTR, None)
+        if bound is None:
+            bound = getattr(getattr(instance, "_client", None), ATTR, None)
+        tier = tier_of(bound, _SWITCH, "chroma", (name,))
+        if tier is None:
+            return None
+        top_k = _top_k(args, kwargs) if query else None
+        where = None
+        if where_at is not None:
+            where = kwargs.get("where", args[where_at] if len(args) > where_at else None)
+        shapes = getattr(instance, _SHAPES, None) if where is None else None
+        shape = shapes.get((name, op, top_k)) if shapes is not None else None
+        if shape is None:
+            shape = _shape(instance, name, op, top_k, where)
+        acc = _access.start(tier, op, name, shape[0], shape[2], ctx=ctx)
+        # nothing that can fail comes after this
+        acc.pattern = shape[1]
+        acc.read = read
+        if not read and acc.recording:
+            try:
+                ids = kwargs["ids"] if "ids" in kwargs else args[_IDS_AT] if args else None
+                batch = _count(ids)
+                if batch is not None:
+                    acc.span.set_attribute("db.operation.batch.size", batch)
+            except Exception as fault:  # the access goes on without the batch size
+                _access.report_fault("chroma", fault)
+        return acc, None
 
     return begin
 
 
-_WRAPPERS = {op: wrappers("chroma", _begin_of(op), _done, _status) for op in _OPS}
+_WRAPPERS = {
+    op: wrappers("chroma", _begin_of(op), _DONE.get(op, _done_write), _status) for op in _OPS
+}
 
 
 _TARGETS = tuple(
