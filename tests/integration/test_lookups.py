@@ -110,6 +110,36 @@ def test_pending_lookups_are_flushed_on_metric_collection_after_their_window(
     assert served(telemetry) == {"none": 1}
 
 
+async def test_a_finished_task_closes_its_pending_lookup_without_waiting_for_collection(
+    make_telemetry: Any, redis_url: str
+) -> None:
+    telemetry = make_telemetry(implicit_window_s=60.0)  # collection alone would keep them
+    grouper = telemetry.handle.grouper
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=20)
+    client = aioredis.Redis(connection_pool=pool)
+
+    async def one(i: int) -> None:  # a request in a task of its own: miss, then done
+        await client.get(f"task-miss:{i}")
+
+    for _ in range(3):
+        await asyncio.gather(*(asyncio.create_task(one(i)) for i in range(100)))
+        await asyncio.sleep(0)
+        # no finished task, nor its accesses, stays behind until the next collection
+        assert grouper.pending == {} and grouper.watched == set()
+
+    async def two(i: int) -> None:  # one long task, a lookup pending between its misses
+        for j in range(5):
+            await client.get(f"task-long:{i}:{j}")
+            assert len(grouper.watched) <= 4  # one registration per task, however many misses
+
+    await asyncio.gather(*(two(i) for i in range(4)))
+    await asyncio.sleep(0)
+    await client.aclose()
+    await pool.disconnect()
+    assert grouper.pending == {} and grouper.watched == set()
+    assert served(telemetry) == {"none": 320}  # 300 + 4 × 5: every miss is one lookup
+
+
 def test_pending_lookups_are_flushed_at_shutdown(make_telemetry: Any, r: redis.Redis) -> None:
     telemetry = make_telemetry()
     r.get("s:1")

@@ -32,8 +32,10 @@ code that does its own cache-aside and only called ``init()``. Per thread or asy
 A lookup keeps the first 64 accesses of its chain for its span links and event (a bulk write
 after a miss can add thousands of fills); its cost and duration count every access.
 
-Pending lookups are closed on the next access of their thread or task, on metric collection once
-their window has passed, by `tiertrace.flush()` and at shutdown — none is lost.
+Pending lookups are closed on the next access of their thread or task, when their asyncio task
+finishes (nothing more can join it), on metric collection once their window has passed, by
+`tiertrace.flush()` and at shutdown — none is lost. A service that runs each request in a task
+of its own so keeps no finished task, and none of its accesses, until the next collection.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ class Grouper:
         self.window_s = window_s
         self.observe = observe
         self.pending: dict[object, Lookup] = {}
+        self.watched: set[asyncio.Task[Any]] = set()  # tasks told to close theirs when done
         self.lock = threading.Lock()
 
     def _observe_and_close(self, acc: Access) -> None:
@@ -195,8 +198,26 @@ class Grouper:
                     done.append(lk)
                 else:
                     self.pending[key] = lk
+                    if type(key) is not int and key not in self.watched:
+                        self._watch(key)
         for closed in done:
             self.close(closed)
+
+    def _watch(self, task: Any) -> None:
+        # called with the lock held; ``task`` is the asyncio task of the pending lookup
+        try:
+            task.add_done_callback(self._task_done)
+            self.watched.add(task)
+        except Exception as fault:  # not a task after all: collection closes its lookup
+            _access.report_fault("lookup", fault)
+
+    def _task_done(self, task: Any) -> None:
+        """Close the pending lookup of a task that finished: nothing more can join it."""
+        with self.lock:
+            self.watched.discard(task)
+            lk = self.pending.pop(task, None)
+        if lk is not None:
+            self.close(lk)
 
     def flush(self, everything: bool = True) -> None:
         """Close pending lookups: all of them, or only those whose window has passed."""
