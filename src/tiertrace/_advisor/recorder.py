@@ -203,8 +203,7 @@ class Recorder:
         self, tier: str, pattern: str, key: str | None, latency_s: float, cost: float
     ) -> None:
         """A level-1 read that hit and was a lookup of its own (most of the traffic): what
-        `observe_access` and `observe_lookup` record for it, under one lock, written out for
-        this one case (it runs once per cache hit)."""
+        `observe_access` and `observe_lookup` record for it, under one lock."""
         try:
             if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
                 return
@@ -213,41 +212,8 @@ class Recorder:
             with self._lock:
                 now = self._clock()
                 b = int(now * self._inv_w)
-                t = self._tiers.get(tier)
-                if t is None or t.head != b:
-                    t = self._tier(self._tiers, tier, 1, 8, b, now)
-                if t is not None:
-                    c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat.
-                    c[0] += 1.0
-                    c[1] += latency_s
-                    c[2] += cost
-                    c[3] += 1.0
-                    c[4] += latency_s
-                    c[5] += 1.0
-                    c[6] += latency_s
-                s = self._served.get(tier)
-                if s is None or s.head != b:
-                    s = self._tier(self._served, tier, 1, 3, b, now)
-                if s is None:
-                    return
-                c = s.cur  # lookups, latency, cost
-                c[0] += 1.0
-                c[1] += latency_s
-                c[2] += cost
-                p = self._patterns.get(pattern)
-                if p is None or p.head != b:
-                    p = self._pattern(pattern, b, now)
-                p.last = now
-                srv = p.served
-                srv[tier] = srv.get(tier, 0) + 1
-                c = p.cur  # the access and the lookup (layout: see PatternStat)
-                c[0] += 2.0
-                c[1] += 1.0
-                c[2] += latency_s
-                c[3] += cost
-                c[9] += 1.0
-                if type(key) is str:
-                    self._fills.pop(key, None)  # read back: that fill was useful
+                self._access(now, b, tier, 1, pattern, key, latency_s, cost, True, False)
+                self._lookup(now, b, pattern, key, tier, 1, latency_s, cost)
         except Exception as exc:
             self._fault(exc)
 
