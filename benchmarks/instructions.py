@@ -1,14 +1,16 @@
-"""Instructions per Redis GET hit under each configuration, counted by valgrind's callgrind.
+"""Instructions per call under each configuration, counted by valgrind's callgrind.
 
 CPU time on a shared machine moves with cache and frequency effects; instruction counts do
 not. For each configuration a child process runs ``tiertrace.init`` (or the contrib anchor),
-200 warm-up GETs and then N GETs on a private redis-server; two runs under
+200 warm-up calls and then N calls (a Redis GET hit on a private redis-server, or with
+``--op pg_select`` a psycopg SELECT by primary key on a database of its own); two runs under
 ``valgrind --tool=callgrind``, with N = 100 and N = 1,100, give the instructions of 1,000 calls
 by difference (start-up and set-up cancel out), with ``PYTHONHASHSEED=0`` so that both runs
 hash alike. ``--ablate`` repeats metrics-only with one part of tiertrace switched off at a
 time, to show where its instructions go (``grouping``: everything after the access's own slot).
 
-    python benchmarks/instructions.py [--ablate] [--json FILE]    # ~4 min, ~8 min with --ablate
+    python benchmarks/instructions.py [--op get|pg_select] [--ablate] [--json FILE]
+                                                        # ~4 min, ~8 min with --ablate
 
 Needs valgrind (Debian: ``apt-get install -y valgrind``).
 """
@@ -24,15 +26,17 @@ import subprocess
 import sys
 from typing import Any
 
-from harness.services import RedisServer
+from harness.services import PgDatabase, RedisServer
+from harness.workload import SELECT_PK
 
 CONFIGS = ("raw", "anchor", "metrics", "full")
 PARTS = ("grouping", "advisor", "lookup_point", "whatif")  # switched off one at a time
+OPS = ("get", "pg_select")
 
 
-def child(config: str, calls: int, url: str, ablate: str) -> None:
-    """The workload valgrind counts (run as ``instructions.py --child …``)."""
-    import redis
+def child(config: str, calls: int, target: str, ablate: str) -> None:
+    """The workload valgrind counts (run as ``instructions.py --child …``); ``target`` is a
+    Redis URL or a PostgreSQL DSN."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -48,19 +52,35 @@ def child(config: str, calls: int, url: str, ablate: str) -> None:
     tp = TracerProvider(sampler=ALWAYS_OFF if config == "metrics" else ALWAYS_ON)
     tp.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=100_000))
     mp = MeterProvider(metric_readers=[tiertrace.bridge_reader(InMemoryMetricReader())])
+    client = "redis" if target.startswith("redis:") else "psycopg"
     if config in ("metrics", "full"):
         if ablate:
             switch_off(ablate)
         tiertrace.init(exporter="none", tracer_provider=tp, meter_provider=mp,
-                       instrument=["redis"])  # fmt: skip
-    elif config == "anchor":
+                       instrument=[client])  # fmt: skip
+    elif config == "anchor" and client == "redis":
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
         RedisInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
-    r = redis.Redis.from_url(url)
-    r.set("bench:hit", "v")
-    for _ in range(200 + calls):
-        r.get("bench:hit")
+    elif config == "anchor":
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        PsycopgInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    if client == "redis":
+        import redis
+
+        r = redis.Redis.from_url(target)
+        r.set("bench:hit", "v")
+        for _ in range(200 + calls):
+            r.get("bench:hit")
+        return
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        cur = conn.cursor()
+        for _ in range(200 + calls):
+            cur.execute(SELECT_PK, (42,))
+            cur.fetchone()
 
 
 def switch_off(part: str) -> None:
@@ -73,7 +93,7 @@ def switch_off(part: str) -> None:
 
     nothing = lambda *_args: None  # noqa: E731
     if part == "advisor":
-        Recorder.observe_l1_hit = nothing  # type: ignore[method-assign]
+        Recorder.observe_alone = nothing  # type: ignore[method-assign]
     elif part == "lookup_point":
         Emitter.record_single = nothing  # type: ignore[method-assign]
     elif part == "whatif":
@@ -83,8 +103,8 @@ def switch_off(part: str) -> None:
         recorder.configure = lambda telemetry, _sink: configure(telemetry, None)  # type: ignore[assignment]
 
 
-def count(config: str, calls: int, url: str, ablate: str = "") -> int:
-    argv = [sys.executable, __file__, "--child", config, str(calls), url, ablate]
+def count(config: str, calls: int, target: str, ablate: str = "") -> int:
+    argv = [sys.executable, __file__, "--child", config, str(calls), target, ablate]
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
         capture_output=True,
@@ -98,8 +118,8 @@ def count(config: str, calls: int, url: str, ablate: str = "") -> int:
     return int(found.group(1))
 
 
-def per_call(config: str, url: str, ablate: str = "") -> float:
-    return (count(config, 1100, url, ablate) - count(config, 100, url, ablate)) / 1000
+def per_call(config: str, target: str, ablate: str = "") -> float:
+    return (count(config, 1100, target, ablate) - count(config, 100, target, ablate)) / 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,19 +128,24 @@ def main(argv: list[str] | None = None) -> int:
         child(args[1], int(args[2]), args[3], args[4] if len(args) > 4 else "")
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--op", choices=OPS, default="get", help="the call counted (default: get)")
     ap.add_argument("--ablate", action="store_true", help="also metrics-only without each part")
     ap.add_argument("--json", metavar="FILE", help="write the counts as JSON")
     opts = ap.parse_args(args)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     os.environ.setdefault("OTEL_SDK_DISABLED", "false")
-    server = RedisServer()
+    server: RedisServer | PgDatabase = RedisServer() if opts.op == "get" else PgDatabase()
+    target = server.url if isinstance(server, RedisServer) else server.dsn
     try:
-        result: dict[str, Any] = {c: per_call(c, server.url) for c in CONFIGS}
+        result: dict[str, Any] = {c: per_call(c, target) for c in CONFIGS}
         if opts.ablate:
-            result["without"] = {p: per_call("metrics", server.url, p) for p in PARTS}
+            result["without"] = {p: per_call("metrics", target, p) for p in PARTS}
     finally:
-        server.stop()
+        if isinstance(server, RedisServer):
+            server.stop()
+        else:
+            server.drop()
     raw, anchor = result["raw"], result["anchor"] - result["raw"]
     print(f"{'configuration':<16}{'instructions':>14}{'over raw':>12}{'/ anchor':>10}")
     for c in CONFIGS:

@@ -46,7 +46,7 @@ def test_hot_key_served_by_postgresql_is_suggested_with_savings(
     assert hot.ttl_s is not None and hot.ttl_s > 0
     points = {name: telemetry.points(name) for name in GAUGES}
     for name in GAUGES:
-        ((attrs, point),) = points[name]
+        ((attrs, _),) = points[name]
         assert attrs == {"tiertrace.pattern": "user:{id}:profile", "tiertrace.tier": "postgresql"}
     values = [points[name][0][1].value for name in GAUGES]
     assert values == pytest.approx(

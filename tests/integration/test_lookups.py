@@ -89,6 +89,22 @@ def test_deeper_read_with_nothing_pending_is_a_bypass(
     assert served(telemetry) == {"postgresql": 2}
 
 
+def test_a_fill_after_a_lone_deeper_read_joins_its_lookup(
+    telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute(SQL, (1,)).fetchone()  # nothing pending: a bypass
+        assert row is not None
+        r.set("mem:1", row[0], ex=60)  # the fill joins it
+        conn.execute(SQL, (2,)).fetchone()  # same level: closes it; alone until flushed
+    tiertrace.flush()
+    (span,) = telemetry.spans("tiertrace.lookup")  # only the lookup of two accesses has a span
+    assert span.attributes["tiertrace.tiers_tried"] == ("postgresql", "redis")
+    assert span.attributes["tiertrace.served_by"] == "postgresql"
+    assert len(span.links) == 2
+    assert served(telemetry) == {"postgresql": 2}
+
+
 def test_writes_join_as_fills_and_never_start_a_lookup(telemetry: Any, r: redis.Redis) -> None:
     r.set("w:1", "v")  # nothing pending: no lookup
     r.get("w:2")  # miss, pending

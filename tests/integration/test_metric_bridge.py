@@ -217,6 +217,43 @@ def test_access_points_carry_the_trace_of_a_sampled_access_as_exemplar(
         assert exemplar.value == pytest.approx(points[key].sum)
 
 
+def test_lookup_points_of_one_read_carry_that_reads_span_as_exemplar(
+    readers: dict[str, Any], r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    tiertrace.init(
+        exporter="none",
+        meter_provider=readers["provider"],
+        tracer_provider=tracer_provider,
+        instrument=["redis", "psycopg"],
+    )
+    r.set("memory:1", "one")
+    r.get("memory:1")  # an L1 hit: a lookup of its own, served by redis
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SELECT body FROM memories WHERE id = %s", (1,)).fetchone()  # lone read
+    r.get("memory:2")  # a miss nothing joins: a lookup of its own, served by none
+    tiertrace.flush()
+    traced = {(s.context.trace_id, s.context.span_id): s for s in spans.get_finished_spans()}
+    data = readers["memory"].get_metrics_data()
+    lookups = {
+        p.attributes["tiertrace.served_by"]: p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == LOOKUP
+        for p in m.data.data_points
+    }
+    assert {k: p.count for k, p in lookups.items()} == {"redis": 1, "postgresql": 1, "none": 1}
+    served_span = {"redis": "GET", "postgresql": "SELECT", "none": "GET"}
+    for served_by, point in lookups.items():
+        (exemplar,) = point.exemplars
+        span = traced[(exemplar.trace_id, exemplar.span_id)]
+        assert span.name.startswith(served_span[served_by]), (served_by, span.name)
+        assert exemplar.value == pytest.approx(point.sum)
+
+
 def test_a_reader_that_is_not_bridged_gets_the_same_names_through_sdk_instruments(
     r: redis.Redis, pg_dsn: str, table: str
 ) -> None:

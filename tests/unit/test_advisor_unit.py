@@ -476,7 +476,7 @@ def test_window_sums_match_a_brute_force_count(events: list[tuple[int, float]], 
     assert math.isclose(total[1], sum(inside), abs_tol=1e-9)
 
 
-def test_an_l1_hit_recorded_at_once_leaves_the_tables_as_its_access_and_lookup_would() -> None:
+def test_a_lone_read_recorded_at_once_leaves_the_tables_as_its_access_and_lookup_would() -> None:
     from tiertrace._advisor.recorder import Recorder
 
     now = [100.0]
@@ -486,10 +486,16 @@ def test_an_l1_hit_recorded_at_once_leaves_the_tables_as_its_access_and_lookup_w
                         pattern_capacity=100, on_error=None)  # fmt: skip
 
     apart, together = recorder(), recorder()
-    for i in range(50):
+    # an L1 hit, a PostgreSQL read that hit, a Chroma read that missed, an L1 read that failed
+    reads = [("redis", 1, True), ("postgresql", 2, True), ("chroma", 3, False), ("redis", 1, None)]
+    for i in range(60):
         now[0] += 7.0
+        tier, level, hit = reads[i % 4]
         key, pattern = f"user:{i % 5}:profile", "user:{id}:profile"
-        apart.observe_access("redis", 1, pattern, key, 0.001 * i, 0.0001, True, False)
-        apart.observe_lookup(pattern, key, "redis", 1, 0.001 * i, 0.0001)
-        together.observe_l1_hit("redis", pattern, key, 0.001 * i, 0.0001)
+        apart.observe_access(tier, level, pattern, key, 0.001 * i, 0.0001, hit, False)
+        served = (tier, level) if hit else ("none", 0)
+        apart.observe_lookup(pattern, key, *served, 0.001 * i, 0.0001)
+        together.observe_alone(tier, level, pattern, key, 0.001 * i, 0.0001, hit)
+    window = together.window(60.0)
+    assert set(window.served) == {"redis", "postgresql", "none"}
     assert together.window(60.0) == apart.window(60.0)

@@ -134,7 +134,7 @@ class Advisor:
         self.recorder = recorder
         self.observe_access = recorder.observe_access
         self.observe_lookup = recorder.observe_lookup
-        self.observe_l1_hit = recorder.observe_l1_hit
+        self.observe_alone = recorder.observe_alone
         self.reset = recorder.reset
         self.tracked = recorder.tracked
         self.top_n = max(int(top_n), 0)

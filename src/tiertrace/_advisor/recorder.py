@@ -199,21 +199,29 @@ class Recorder:
         except Exception as exc:
             self._fault(exc)
 
-    def observe_l1_hit(
-        self, tier: str, pattern: str, key: str | None, latency_s: float, cost: float
+    def observe_alone(
+        self,
+        tier: str,
+        level: int,
+        pattern: str,
+        key: str | None,
+        latency_s: float,
+        cost: float,
+        hit: bool | None,
     ) -> None:
-        """A level-1 read that hit and was a lookup of its own (most of the traffic): what
-        `observe_access` and `observe_lookup` record for it, under one lock."""
+        """A read that was a lookup of its own (an L1 hit, most of the traffic, or a lone
+        read nothing joined): what `observe_access` and `observe_lookup` record for it, under
+        one lock. The lookup was served by ``tier`` if the read hit, else by "none"."""
         try:
             if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
-                return
-            if type(pattern) is not str:
                 return
             with self._lock:
                 now = self._clock()
                 b = int(now * self._inv_w)
-                self._access(now, b, tier, 1, pattern, key, latency_s, cost, True, False)
-                self._lookup(now, b, pattern, key, tier, 1, latency_s, cost)
+                self._access(now, b, tier, level, pattern, key, latency_s, cost, hit, False)
+                if type(pattern) is str:
+                    self._lookup(now, b, pattern, key, *((tier, level) if hit else ("none", 0)),
+                                 latency_s, cost)  # fmt: skip
         except Exception as exc:
             self._fault(exc)
 

@@ -108,15 +108,17 @@ class Emitter:
             _access.report_fault("lookup", fault)
 
     def record_single(self, acc: Access) -> None:
-        """The metric point of the implicit lookup of one access that hit (an L1 hit).
+        """The metric point of the implicit lookup of one read: an L1 hit, or a lone read
+        nothing joined (served by its tier if it hit, else by ``none``).
 
         Such a lookup has no span, no log record and no payload (see `plain`): its point is
         recorded here without building a `Lookup`; the advisor is fed by the caller.
         """
         try:
-            slot = self.slots.get((acc.tier.name, 1, None))
+            key = (acc.tier.name, acc.level, None) if acc.hit else ("none", 0, None)
+            slot = self.slots.get(key)
             if slot is None:
-                slot = self.telemetry.metrics.lookup.histogram((acc.tier.name, 1, None))
+                slot = self.telemetry.metrics.lookup.histogram(key)
             seconds = acc.duration_s
             slot.record(seconds, acc.cost)
             if acc.exemplar is not None:  # the lookup is that access: so is its exemplar

@@ -25,7 +25,8 @@ code that does its own cache-aside and only called ``init()``. Per thread or asy
 * after a miss the lookup stays pending and reads at deeper levels join it until one hits;
   after that hit only writes (fills) join;
 * a read at the same or a shallower level than the previous read, or the window
-  (``implicit_window_s``, default 1 s) passing, closes it;
+  (``implicit_window_s``, default 1 s, counted from the start of the lookup's first access)
+  passing, closes it;
 * a read at a deeper level with nothing pending starts its own lookup (a bypass);
 * writes join the pending lookup as fills and never start one.
 
@@ -46,7 +47,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from time import monotonic, perf_counter, time_ns
+from time import perf_counter, time_ns
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -72,7 +73,6 @@ class Lookup:
         "explicit",
         "key",
         "last_read_level",
-        "opened",
         "pattern",
         "query_type",
         "result_count",
@@ -105,7 +105,6 @@ class Lookup:
         self.pattern: str | None = None
         self.key: str | None = None
         self.span: Any = None
-        self.opened = monotonic()
         now = perf_counter()
         self.start_ns = time_ns()
         if first is None:  # explicit: starts now
@@ -133,7 +132,14 @@ _CURRENT: ContextVar[Lookup | None] = ContextVar("tiertrace_lookup", default=Non
 
 
 class Grouper:
-    """Routes each finished access to its lookup and closes lookups (the access sink)."""
+    """Routes each finished access to its lookup and closes lookups (the access sink).
+
+    A read that starts an implicit lookup is kept pending as the bare `Access` while it is
+    alone: most such lookups (a lone PostgreSQL or Chroma read, an L1 miss nobody follows)
+    never get a second access, and closing them then costs what closing an L1 hit costs
+    (``single``). The `Lookup` is built only when a second access joins. Such a read reaches
+    the advisor when its lookup closes, like the lookup itself.
+    """
 
     def __init__(
         self,
@@ -144,19 +150,25 @@ class Grouper:
         single: Callable[[Access], None] | None = None,
     ) -> None:
         self.close = close
-        # a lone read that hit at level 1 (most of the traffic): observed and closed at once,
-        # the lookup being that one access
+        # an implicit lookup of one access: the access and its lookup observed together
         self.single = single or self._observe_and_close
         self.implicit = implicit
         self.window_s = window_s
         self.observe = observe
-        self.pending: dict[object, Lookup] = {}
+        # per thread or task: its pending lookup, or its first read while that is alone
+        self.pending: dict[object, Lookup | Access] = {}
         self.watched: set[asyncio.Task[Any]] = set()  # tasks told to close theirs when done
         self.lock = threading.Lock()
 
     def _observe_and_close(self, acc: Access) -> None:
         self.observe(acc)
         self.close(Lookup(False, first=acc))
+
+    def _finish(self, entry: Lookup | Access) -> None:
+        if isinstance(entry, Lookup):
+            self.close(entry)
+        else:
+            self.single(entry)
 
     def on_access(self, acc: Access) -> None:
         explicit = _CURRENT.get()
@@ -168,7 +180,8 @@ class Grouper:
             self.observe(acc)
             return
         pending = self.pending
-        if acc.hit and acc.level == 1 and acc.read:  # the common case: an L1 hit ...
+        starts = acc.read and not (acc.hit and acc.level == 1)  # a read that waits for more
+        if not starts and acc.read:  # the common case: an L1 hit ...
             if not pending:  # ... with nothing pending anywhere
                 self.single(acc)
                 return
@@ -178,30 +191,44 @@ class Grouper:
                 return
         else:
             key = _context_key()
-        self.observe(acc)
-        done: list[Lookup] = []
+        done: list[Lookup | Access] = []
+        first: Access | None = None  # a lone first read that a second access now joins
+        lk: Lookup | None = None
         with self.lock:
-            lk = self.pending.get(key)
-            if lk is not None and (
-                monotonic() - lk.opened > self.window_s
-                or (acc.read and (lk.served is not None or acc.level <= lk.last_read_level))
-            ):
-                done.append(self.pending.pop(key))
-                lk = None
+            entry = pending.get(key)
+            if entry is not None:
+                if isinstance(entry, Lookup):
+                    served, last_level = entry.served is not None, entry.last_read_level
+                else:  # a lone read so far
+                    served, last_level = entry.hit is True, entry.level
+                if perf_counter() - entry.t0 > self.window_s or (
+                    acc.read and (served or acc.level <= last_level)
+                ):
+                    done.append(pending.pop(key))
+                elif isinstance(entry, Lookup):
+                    lk = entry
+                else:
+                    first = entry
+                    lk = pending[key] = Lookup(False, first=entry)
             if lk is not None:
                 lk.add(acc)
                 if lk.served is not None and lk.served.level == 1:
-                    done.append(self.pending.pop(key))
-            elif acc.read:
-                lk = Lookup(False, first=acc)
-                if acc.hit and acc.level == 1:
-                    done.append(lk)
-                else:
-                    self.pending[key] = lk
-                    if type(key) is not int and key not in self.watched:
-                        self._watch(key)
+                    done.append(pending.pop(key))
+            elif starts:
+                pending[key] = acc
+                if type(key) is not int and key not in self.watched:
+                    self._watch(key)
         for closed in done:
-            self.close(closed)
+            self._finish(closed)
+        if first is not None:
+            self.observe(first)
+        if lk is not None:
+            self.observe(acc)
+        elif not starts:  # a write with nothing pending, or an L1 hit that closed one
+            if acc.read:
+                self.single(acc)
+            else:
+                self.observe(acc)
 
     def _watch(self, task: Any) -> None:
         # called with the lock held; ``task`` is the asyncio task of the pending lookup
@@ -217,18 +244,16 @@ class Grouper:
             self.watched.discard(task)
             lk = self.pending.pop(task, None)
         if lk is not None:
-            self.close(lk)
+            self._finish(lk)
 
     def flush(self, everything: bool = True) -> None:
         """Close pending lookups: all of them, or only those whose window has passed."""
-        now = monotonic()
+        oldest = perf_counter() - self.window_s
         with self.lock:
-            keys = [
-                k for k, lk in self.pending.items() if everything or now - lk.opened > self.window_s
-            ]
+            keys = [k for k, lk in self.pending.items() if everything or lk.t0 < oldest]
             done = [self.pending.pop(k) for k in keys]
         for lk in done:
-            self.close(lk)
+            self._finish(lk)
 
 
 def _context_key() -> object:

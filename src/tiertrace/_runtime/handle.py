@@ -86,10 +86,10 @@ class Handle:
             whatif(acc.key, acc.read, acc.ttl_s, acc.op)
 
     def _single_path(self) -> Callable[[recorder.Access], None]:
-        """What an implicit lookup of one access that hit at level 1 (most of the traffic)
-        does: the access and its lookup are observed together, with no `Lookup` built. Its
-        parts are bound once here; it runs once per cache hit."""
-        advisor_hit = self.advisor.observe_l1_hit if self.advisor is not None else None
+        """What an implicit lookup of one read (an L1 hit, most of the traffic, or a lone
+        read nothing joined) does: the access and its lookup are observed together, with no
+        `Lookup` built. Its parts are bound once here; it runs once per cache hit."""
+        advisor_alone = self.advisor.observe_alone if self.advisor is not None else None
         emitter = self.emitter
         record = emitter.record_single
         observe, close = self._observe, emitter.close
@@ -100,10 +100,11 @@ class Handle:
                 observe(acc)
                 close(Lookup(False, first=acc))
                 return
-            if advisor_hit is not None:
-                advisor_hit(acc.tier.name, acc.pattern, acc.key, acc.duration_s, acc.cost)
+            if advisor_alone is not None:
+                advisor_alone(acc.tier.name, acc.level, acc.pattern, acc.key, acc.duration_s,
+                              acc.cost, acc.hit)  # fmt: skip
             whatif = handle._whatif_observe  # read each time: it can be switched off
-            if whatif is not None:
+            if whatif is not None and acc.level == 1 and acc.error_type is None:
                 whatif(acc.key, True, acc.ttl_s, acc.op)
             record(acc)
 
