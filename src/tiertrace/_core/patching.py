@@ -1,38 +1,50 @@
 """Patching client methods in place, and taking the patches out again in any order.
 
-Each instrumentor wraps a few methods of the client classes with `wrapt`. Another
-instrumentation (opentelemetry-instrumentation-redis, openllmetry's chromadb …) may wrap the same
-method before or after tiertrace. tiertrace always places its wrapper *innermost*, directly
-around the client's own function:
+Each instrumentor replaces a few methods of the client classes with plain functions: a `Patch`
+receives the client's own function and returns the function that calls it (a closure over it;
+the instrumentors share theirs, ``wrappers`` in ``tiertrace._instrument.base``), which is
+installed in the class dict with the original's name, qualname, doc and ``__wrapped__``. No
+proxy object sits on the per-call path.
+
+Another instrumentation (opentelemetry-instrumentation-redis, openllmetry's chromadb …) may wrap
+the same method with a `wrapt` proxy, before or after tiertrace. tiertrace always places its
+function *innermost*, directly around the client's own function: when the class attribute is
+already a chain of proxies, tiertrace's function becomes the ``__wrapped__`` of the innermost
+proxy.
 
 * the other instrumentation's span is therefore always current when tiertrace runs, and tiertrace
   enriches it instead of opening a second span (see `tiertrace._core.recorder`);
 * the other instrumentation's ``uninstrument()`` — which removes the outermost wrapper — removes
-  its own wrapper and never tiertrace's, and tiertrace's `unpatch` removes its wrapper from
-  wherever it sits in the chain. Uninstrumenting in any order restores the clients.
+  its own wrapper and never tiertrace's, and tiertrace's `unpatch` finds its function (by
+  identity) wherever it sits in the chain and puts the original back in its place.
+  Uninstrumenting in any order restores the clients.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 import wrapt
 
-Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+Patch = Callable[[Callable[..., Any]], Callable[..., Any]]
+"""Makes the function that replaces a client method, from the client's own function."""
 # wrapt >= 2 splits ObjectProxy; FunctionWrapper derives from the base class only
 PROXY: Any = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
 
 class Patches:
-    """The wrappers one instrumentor installed."""
+    """The functions one instrumentor installed."""
 
     def __init__(self) -> None:
-        self.installed: list[tuple[type, str, Any]] = []
+        # (class, attribute, tiertrace's function, the function it replaced)
+        self.installed: list[tuple[type, str, Any, Any]] = []
 
-    def patch(self, module: str, qualname: str, wrapper: Wrapper) -> bool:
-        """Wrap ``module.qualname`` (``Class.method``); False when it does not exist here."""
+    def patch(self, module: str, qualname: str, make: Patch) -> bool:
+        """Replace ``module.qualname`` (``Class.method``) by ``make(original)``; False when it
+        does not exist here."""
         try:
             mod = importlib.import_module(module)
             cls_name, attr = qualname.rsplit(".", 1)
@@ -46,32 +58,36 @@ class Patches:
         node: Any = top
         while isinstance(node, PROXY):  # find the client's own function
             parent, node = node, node.__wrapped__
-        proxy = wrapt.FunctionWrapper(node, wrapper)
+        patched = functools.update_wrapper(make(node), node)
         if parent is None:
-            setattr(cls, attr, proxy)
+            setattr(cls, attr, patched)
         else:
-            parent.__wrapped__ = proxy
-        self.installed.append((cls, attr, proxy))
+            _rewire(parent, node, patched)
+        self.installed.append((cls, attr, patched, node))
         return True
 
     def unpatch(self) -> None:
-        """Remove every wrapper this object installed, wherever it sits in a wrapper chain."""
-        for cls, attr, proxy in reversed(self.installed):
+        """Remove every function this object installed, wherever it sits in a wrapper chain."""
+        for cls, attr, patched, original in reversed(self.installed):
             current = cls.__dict__.get(attr)
-            if _ours(current, proxy):
-                setattr(cls, attr, proxy.__wrapped__)
+            if current is patched:
+                setattr(cls, attr, original)
                 continue
             parent: Any = current
             while isinstance(parent, PROXY):
                 child = parent.__wrapped__
-                if _ours(child, proxy):
-                    parent.__wrapped__ = proxy.__wrapped__
+                if child is patched:
+                    _rewire(parent, patched, original)
                     break
                 parent = child
         self.installed.clear()
 
 
-def _ours(node: Any, proxy: Any) -> bool:
-    # another instrumentation's unwrap may leave our wrapper bound to the class
-    # (getattr on the class binds it): that bound wrapper's parent is our proxy
-    return node is proxy or getattr(node, "_self_parent", None) is proxy
+def _rewire(proxy: Any, old: Any, new: Any) -> None:
+    """Make ``proxy`` wrap ``new`` in place of ``old``. Another instrumentation's unwrap can
+    leave a wrapt *bound* wrapper in the class dict; it is rebuilt from the wrapper it was bound
+    from (``_self_parent``) on every attribute access, so that one is rewired too."""
+    proxy.__wrapped__ = new
+    parent = getattr(proxy, "_self_parent", None)
+    if parent is not None and getattr(parent, "__wrapped__", None) is old:
+        parent.__wrapped__ = new

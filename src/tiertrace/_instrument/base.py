@@ -1,5 +1,5 @@
 """What the Redis, psycopg and Chroma instrumentors share: the `BaseInstrumentor` protocol and
-the wrapper around every instrumented client method (`wrappers`).
+the plain function that replaces every instrumented client method (`wrappers`).
 
 ``instrument()`` patches the client classes (once) and covers every client;
 ``instrument_client(client, tier=...)`` binds one client (see `tiertrace._core.binding`) and works
@@ -23,7 +23,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 
 from tiertrace._core import recorder as _access
 from tiertrace._core.binding import MATCH, TIERS, Switch, bind, unbind
-from tiertrace._core.patching import Patches, Wrapper
+from tiertrace._core.patching import Patch, Patches
 from tiertrace._instrument import registry
 
 
@@ -33,7 +33,7 @@ class TierInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     client: ClassVar[str]  # the name ``init(instrument=[...])`` knows it by
     system: ClassVar[str]
     dependency: ClassVar[str]
-    targets: ClassVar[tuple[tuple[str, str, Wrapper], ...]]
+    targets: ClassVar[tuple[tuple[str, str, Patch], ...]]
     switch: ClassVar[Switch]
     patches: ClassVar[Patches]
 
@@ -85,8 +85,8 @@ class TierInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         with self.switch.lock:
             if not self.switch.patched:
                 self.before_patch()
-                for module, qualname, wrapper in self.targets:
-                    self.patches.patch(module, qualname, wrapper)
+                for module, qualname, make in self.targets:
+                    self.patches.patch(module, qualname, make)
                 self.switch.patched = True
 
 
@@ -96,56 +96,64 @@ Done = Callable[[_access.Access, Any, Any, Any], None]
 
 def wrappers(
     component: str, begin: Begin, done: Done, status: _access.StatusOf | None = None
-) -> Any:
-    """The sync and async wrapt wrappers every instrumented client method shares.
+) -> tuple[Patch, Patch]:
+    """The sync and async `Patch` every instrumented client method shares.
 
-    ``begin(instance, args, kwargs)`` opens the access (or returns None: not an access);
-    ``done(acc, extra, instance, result)`` classifies the result and finishes it. A fault in
-    either is counted and the user's call goes on; the user's own exception is re-raised as it
-    is, after `fail` recorded it.
+    Each makes, from the client's own method ``original``, the plain function that calls it and
+    is installed in its place (see `tiertrace._core.patching`). ``begin(instance, args,
+    kwargs)`` opens the access (or returns None: not an access); ``done(acc, extra, instance,
+    result)`` classifies the result and finishes it. A fault in either is counted and the
+    user's call goes on; the user's own exception is re-raised as it is, after `fail` recorded
+    it.
     """
 
-    # the fault handling of `begin` and `done` is written out in both wrappers (no helper
+    # the fault handling of `begin` and `done` is written out in both functions (no helper
     # call): this is the per-call path of every instrumented client method
-    def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        try:
-            started = begin(instance, args, kwargs)
-        except Exception as fault:
-            _access.report_fault(component, fault)
-            started = None
-        if started is None:
-            return wrapped(*args, **kwargs)
-        acc = started[0]
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _access.fail(acc, exc, status)
-            raise
-        try:
-            done(acc, started[1], instance, result)
-        except Exception as fault:
-            _done_fault(component, acc, fault)
-        return result
+    def sync(original: Callable[..., Any]) -> Callable[..., Any]:
+        def method(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+            try:
+                started = begin(instance, args, kwargs)
+            except Exception as fault:
+                _access.report_fault(component, fault)
+                started = None
+            if started is None:
+                return original(instance, *args, **kwargs)
+            acc = started[0]
+            try:
+                result = original(instance, *args, **kwargs)
+            except BaseException as exc:
+                _access.fail(acc, exc, status)
+                raise
+            try:
+                done(acc, started[1], instance, result)
+            except Exception as fault:
+                _done_fault(component, acc, fault)
+            return result
 
-    async def asynchronous(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        try:
-            started = begin(instance, args, kwargs)
-        except Exception as fault:
-            _access.report_fault(component, fault)
-            started = None
-        if started is None:
-            return await wrapped(*args, **kwargs)
-        acc = started[0]
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _access.fail(acc, exc, status)
-            raise
-        try:
-            done(acc, started[1], instance, result)
-        except Exception as fault:
-            _done_fault(component, acc, fault)
-        return result
+        return method
+
+    def asynchronous(original: Callable[..., Any]) -> Callable[..., Any]:
+        async def method(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+            try:
+                started = begin(instance, args, kwargs)
+            except Exception as fault:
+                _access.report_fault(component, fault)
+                started = None
+            if started is None:
+                return await original(instance, *args, **kwargs)
+            acc = started[0]
+            try:
+                result = await original(instance, *args, **kwargs)
+            except BaseException as exc:
+                _access.fail(acc, exc, status)
+                raise
+            try:
+                done(acc, started[1], instance, result)
+            except Exception as fault:
+                _done_fault(component, acc, fault)
+            return result
+
+        return method
 
     return sync, asynchronous
 

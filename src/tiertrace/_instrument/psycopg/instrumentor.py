@@ -182,70 +182,95 @@ _server_exec, _server_exec_async = wrappers("psycopg", _execute_begin, _server_d
 _executemany, _executemany_async = wrappers("psycopg", _many_begin, _write_done, sqlstate)
 
 
-def _fetch(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if not _PENDING or id(instance) not in _PENDING:
-        return wrapped(*args, **kwargs)
-    t0 = perf_counter()
-    result = wrapped(*args, **kwargs)
-    _fetched(instance, result, perf_counter() - t0)
-    return result
+# the patches of the fetches, ``__next__``, ``close`` and ``copy``: like those of `wrappers`, each
+# makes, from the cursor's own method, the plain function installed in its place
 
 
-async def _fetch_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if not _PENDING or id(instance) not in _PENDING:
-        return await wrapped(*args, **kwargs)
-    t0 = perf_counter()
-    result = await wrapped(*args, **kwargs)
-    _fetched(instance, result, perf_counter() - t0)
-    return result
+def _fetch(original: Callable[..., Any]) -> Callable[..., Any]:
+    def fetch(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not _PENDING or id(instance) not in _PENDING:
+            return original(instance, *args, **kwargs)
+        t0 = perf_counter()
+        result = original(instance, *args, **kwargs)
+        _fetched(instance, result, perf_counter() - t0)
+        return result
+
+    return fetch
 
 
-def _next(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if not _PENDING or id(instance) not in _PENDING:
-        return wrapped(*args, **kwargs)
-    t0 = perf_counter()
-    try:
-        row = wrapped(*args, **kwargs)
-    except StopIteration:
-        _fetched(instance, None, perf_counter() - t0)
-        raise
-    _fetched(instance, row, perf_counter() - t0)
-    return row
+def _fetch_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def fetch(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not _PENDING or id(instance) not in _PENDING:
+            return await original(instance, *args, **kwargs)
+        t0 = perf_counter()
+        result = await original(instance, *args, **kwargs)
+        _fetched(instance, result, perf_counter() - t0)
+        return result
+
+    return fetch
 
 
-async def _anext(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if not _PENDING or id(instance) not in _PENDING:
-        return await wrapped(*args, **kwargs)
-    t0 = perf_counter()
-    try:
-        row = await wrapped(*args, **kwargs)
-    except StopAsyncIteration:
-        _fetched(instance, None, perf_counter() - t0)
-        raise
-    _fetched(instance, row, perf_counter() - t0)
-    return row
+def _next(original: Callable[..., Any]) -> Callable[..., Any]:
+    def next_(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not _PENDING or id(instance) not in _PENDING:
+            return original(instance, *args, **kwargs)
+        t0 = perf_counter()
+        try:
+            row = original(instance, *args, **kwargs)
+        except StopIteration:
+            _fetched(instance, None, perf_counter() - t0)
+            raise
+        _fetched(instance, row, perf_counter() - t0)
+        return row
+
+    return next_
 
 
-def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if _PENDING:
-        _flush(instance)
-    return wrapped(*args, **kwargs)
+def _anext(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def anext_(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if not _PENDING or id(instance) not in _PENDING:
+            return await original(instance, *args, **kwargs)
+        t0 = perf_counter()
+        try:
+            row = await original(instance, *args, **kwargs)
+        except StopAsyncIteration:
+            _fetched(instance, None, perf_counter() - t0)
+            raise
+        _fetched(instance, row, perf_counter() - t0)
+        return row
+
+    return anext_
 
 
-async def _close_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if _PENDING:
-        _flush(instance)
-    return await wrapped(*args, **kwargs)
+def _close(original: Callable[..., Any]) -> Callable[..., Any]:
+    def close(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _PENDING:
+            _flush(instance)
+        return original(instance, *args, **kwargs)
+
+    return close
 
 
-def _copy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    started = None
-    try:
-        started = _begin(instance, args[0] if args else kwargs.get("statement"))
-    except Exception as fault:
-        _access.report_fault("psycopg", fault)
-    inner = wrapped(*args, **kwargs)
-    return inner if started is None else CopyBlock(inner, started[0])
+def _close_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def close(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _PENDING:
+            _flush(instance)
+        return await original(instance, *args, **kwargs)
+
+    return close
+
+
+def _copy(original: Callable[..., Any]) -> Callable[..., Any]:
+    def copy(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        started = None
+        try:
+            started = _begin(instance, args[0] if args else kwargs.get("statement"))
+        except Exception as fault:
+            _access.report_fault("psycopg", fault)
+        inner = original(instance, *args, **kwargs)
+        return inner if started is None else CopyBlock(inner, started[0])
+
+    return copy
 
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
