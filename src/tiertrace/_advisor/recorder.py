@@ -219,9 +219,12 @@ class Recorder:
                 now = self._clock()
                 b = int(now * self._inv_w)
                 self._access(now, b, tier, level, pattern, key, latency_s, cost, hit, False)
-                if type(pattern) is str:
-                    self._lookup(now, b, pattern, key, *((tier, level) if hit else ("none", 0)),
-                                 latency_s, cost)  # fmt: skip
+                if type(pattern) is not str:
+                    return
+                if hit:
+                    self._lookup(now, b, pattern, key, tier, level, latency_s, cost)
+                else:
+                    self._lookup(now, b, pattern, key, "none", 0, latency_s, cost)
         except Exception as exc:
             self._fault(exc)
 

@@ -180,8 +180,7 @@ class Grouper:
             self.observe(acc)
             return
         pending = self.pending
-        starts = acc.read and not (acc.hit and acc.level == 1)  # a read that waits for more
-        if not starts and acc.read:  # the common case: an L1 hit ...
+        if acc.hit and acc.level == 1 and acc.read:  # the common case: an L1 hit ...
             if not pending:  # ... with nothing pending anywhere
                 self.single(acc)
                 return
@@ -189,8 +188,10 @@ class Grouper:
             if key not in pending:  # ... with nothing pending here
                 self.single(acc)
                 return
+            starts = False
         else:
             key = _context_key()
+            starts = acc.read  # a read that starts a lookup waits for more
         done: list[Lookup | Access] = []
         first: Access | None = None  # a lone first read that a second access now joins
         lk: Lookup | None = None
