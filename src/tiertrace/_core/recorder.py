@@ -52,7 +52,6 @@ from tiertrace._contract.names import (
     DB_COLLECTION,
     DB_OPERATION,
     DB_SYSTEM,
-    HIT,
     SPAN_COST,
     TIER,
     TIER_LEVEL,
@@ -336,17 +335,13 @@ def _close(acc: Access, duration: float) -> None:
                 slot.exemplar = acc.exemplar = Exemplar(
                     duration, time_ns(), ctx.trace_id, ctx.span_id
                 )
-            # what the call's result told, in one attribute update (each is a lock in the SDK)
-            found: dict[str, Any] = {}
             if acc.hit is not None:
-                found[HIT] = acc.hit
+                span.set_attribute("tiertrace.hit", acc.hit)
             if acc.rows is not None:
-                found["db.response.returned_rows"] = acc.rows
+                span.set_attribute("db.response.returned_rows", acc.rows)
             if acc.keys_requested is not None:
-                found["tiertrace.keys.requested"] = acc.keys_requested
-                found["tiertrace.keys.hit"] = acc.keys_hit or 0
-            if found:
-                span.set_attributes(found)
+                span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
+                span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
             if acc.owned:  # a span that does not record has nothing to end
                 span.end()
         if st.semconv is not None:
