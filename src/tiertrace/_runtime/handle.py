@@ -88,7 +88,7 @@ class Handle:
     def _single_path(self) -> Callable[[recorder.Access], None]:
         """What an implicit lookup of one read (an L1 hit, most of the traffic, or a lone
         read nothing joined) does: the access and its lookup are observed together, with no
-        `Lookup` built. Its parts are bound once here; it runs once per cache hit."""
+        `Lookup` built. Its parts are bound once here; it runs once per cache hit or lone read."""
         advisor_alone = self.advisor.observe_alone if self.advisor is not None else None
         emitter = self.emitter
         record = emitter.record_single
