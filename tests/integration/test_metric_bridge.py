@@ -198,15 +198,7 @@ def test_delta_points_hold_what_happened_since_the_previous_collection(
 def test_access_points_carry_the_trace_of_a_sampled_access_as_exemplar(
     readers: dict[str, Any], r: redis.Redis
 ) -> None:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    tiertrace.init(
-        exporter="none",
-        meter_provider=readers["provider"],
-        tracer_provider=tracer_provider,
-        instrument=["redis"],
-    )
+    spans = _init_traced(readers, ["redis"])
     r.set("memory:1", "one")
     r.get("memory:1")
     points = _points(readers["memory"].get_metrics_data(), ACCESS)
@@ -220,15 +212,7 @@ def test_access_points_carry_the_trace_of_a_sampled_access_as_exemplar(
 def test_lookup_points_of_one_read_carry_that_reads_span_as_exemplar(
     readers: dict[str, Any], r: redis.Redis, pg_dsn: str, table: str
 ) -> None:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    tiertrace.init(
-        exporter="none",
-        meter_provider=readers["provider"],
-        tracer_provider=tracer_provider,
-        instrument=["redis", "psycopg"],
-    )
+    spans = _init_traced(readers, ["redis", "psycopg"])
     r.set("memory:1", "one")
     r.get("memory:1")  # an L1 hit: a lookup of its own, served by redis
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -368,6 +352,21 @@ def test_flush_and_shutdown_each_export_every_instrument_exactly_once(redis_url:
 
 
 # -- reading each format ----------------------------------------------------------------------
+def _init_traced(readers: dict[str, Any], instrument: list[str]) -> InMemorySpanExporter:
+    """``tiertrace.init`` with the test's meter provider and a tracer provider recording every
+    span; returns the exporter that holds the finished spans."""
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    tiertrace.init(
+        exporter="none",
+        meter_provider=readers["provider"],
+        tracer_provider=tracer_provider,
+        instrument=instrument,
+    )
+    return spans
+
+
 def _points(data: Any, metric: str) -> dict[tuple[Any, ...], Any]:
     found = {}
     for rm in data.resource_metrics if data else []:

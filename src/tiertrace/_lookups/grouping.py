@@ -147,11 +147,11 @@ class Grouper:
         implicit: bool,
         window_s: float,
         observe: Callable[[Access], None],
-        single: Callable[[Access], None] | None = None,
+        single: Callable[[Access], None],
     ) -> None:
         self.close = close
         # an implicit lookup of one access: the access and its lookup observed together
-        self.single = single or self._observe_and_close
+        self.single = single
         self.implicit = implicit
         self.window_s = window_s
         self.observe = observe
@@ -159,10 +159,6 @@ class Grouper:
         self.pending: dict[object, Lookup | Access] = {}
         self.watched: set[asyncio.Task[Any]] = set()  # tasks told to close theirs when done
         self.lock = threading.Lock()
-
-    def _observe_and_close(self, acc: Access) -> None:
-        self.observe(acc)
-        self.close(Lookup(False, first=acc))
 
     def _finish(self, entry: Lookup | Access) -> None:
         if isinstance(entry, Lookup):

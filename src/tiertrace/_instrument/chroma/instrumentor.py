@@ -255,20 +255,14 @@ def _begin_of(op: str) -> Any:
         if ctx is None:
             return None
         name = instance.name
-        bound = getattr(instance, ATTR, None)
-        if bound is None:
-            bound = getattr(getattr(instance, "_client", None), ATTR, None)
-        tier = tier_of(bound, _SWITCH, "chroma", (name,))
+        tier = _tier(instance, name)
         if tier is None:
             return None
         top_k = _top_k(args, kwargs) if query else None
         where = None
         if where_at is not None:
             where = kwargs.get("where", args[where_at] if len(args) > where_at else None)
-        shapes = getattr(instance, _SHAPES, None) if where is None else None
-        shape = shapes.get((name, op, top_k)) if shapes is not None else None
-        if shape is None:
-            shape = _shape(instance, name, op, top_k, where)
+        shape = _shape(instance, name, op, top_k, where)
         acc = _access.start(tier, op, name, shape[0], shape[2], ctx=ctx)
         # nothing that can fail comes after this
         acc.pattern = shape[1]
