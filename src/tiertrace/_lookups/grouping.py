@@ -176,7 +176,8 @@ class Grouper:
             self.observe(acc)
             return
         pending = self.pending
-        if acc.hit and acc.level == 1 and acc.read:  # the common case: an L1 hit ...
+        read = acc.read
+        if read and acc.hit and acc.level == 1:  # the common case: an L1 hit ...
             if not pending:  # ... with nothing pending anywhere
                 self.single(acc)
                 return
@@ -187,8 +188,8 @@ class Grouper:
             starts = False
         else:
             key = _context_key()
-            starts = acc.read  # a read that starts a lookup waits for more
-        done: list[Lookup | Access] = []
+            starts = read  # a read that starts a lookup waits for more
+        closing: Lookup | Access | None = None  # what this access closes (at most one)
         first: Access | None = None  # a lone first read that a second access now joins
         lk: Lookup | None = None
         with self.lock:
@@ -199,30 +200,33 @@ class Grouper:
                 else:  # a lone read so far
                     served, last_level = entry.hit is True, entry.level
                 if perf_counter() - entry.t0 > self.window_s or (
-                    acc.read and (served or acc.level <= last_level)
+                    read and (served or acc.level <= last_level)
                 ):
-                    done.append(pending.pop(key))
+                    closing = pending.pop(key)
                 elif isinstance(entry, Lookup):
                     lk = entry
                 else:
                     first = entry
-                    lk = pending[key] = Lookup(False, first=entry)
+                    lk = pending[key] = Lookup(False, first=first)
             if lk is not None:
                 lk.add(acc)
                 if lk.served is not None and lk.served.level == 1:
-                    done.append(pending.pop(key))
+                    closing = pending.pop(key)
             elif starts:
                 pending[key] = acc
                 if type(key) is not int and key not in self.watched:
                     self._watch(key)
-        for closed in done:
-            self._finish(closed)
+        if closing is not None:
+            if isinstance(closing, Lookup):
+                self.close(closing)
+            else:
+                self.single(closing)
         if first is not None:
             self.observe(first)
         if lk is not None:
             self.observe(acc)
         elif not starts:  # a write with nothing pending, or an L1 hit that closed one
-            if acc.read:
+            if read:
                 self.single(acc)
             else:
                 self.observe(acc)
