@@ -8,8 +8,13 @@ not. For each configuration a child process runs ``tiertrace.init`` (or the cont
 by difference (start-up and set-up cancel out), with ``PYTHONHASHSEED=0`` so that both runs
 hash alike. ``--ablate`` repeats metrics-only with one part of tiertrace switched off at a
 time, to show where its instructions go (``grouping``: everything after the access's own slot).
+``--floor`` also counts the SDK floor (`harness.floor`) the same way: a bare recorded span,
+``Histogram.record`` with 5 attributes, one aggregation slot, and ``span_access``: a span with
+exactly the attributes tiertrace gives this access (taken from a real one; at start, then
+``tiertrace.hit`` and ``db.response.returned_rows`` set at the end), so ``full`` minus
+``span_access`` is what tiertrace adds above the span it must make.
 
-    python benchmarks/instructions.py [--op get|pg_select] [--ablate] [--json FILE]
+    python benchmarks/instructions.py [--op get|pg_select] [--ablate] [--floor] [--json FILE]
                                                         # ~4 min, ~8 min with --ablate
 
 Needs valgrind (Debian: ``apt-get install -y valgrind``).
@@ -24,12 +29,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from harness.services import PgDatabase, RedisServer
 from harness.workload import SELECT_PK
 
 CONFIGS = ("raw", "anchor", "metrics", "full")
+FLOOR = ("span", "span_access", "histogram", "slot")
 PARTS = ("grouping", "advisor", "lookup_point", "whatif")  # switched off one at a time
 OPS = ("get", "pg_select")
 
@@ -37,6 +44,11 @@ OPS = ("get", "pg_select")
 def child(config: str, calls: int, target: str, ablate: str) -> None:
     """The workload valgrind counts (run as ``instructions.py --child …``); ``target`` is a
     Redis URL or a PostgreSQL DSN."""
+    if config.startswith("floor:"):
+        call = floor_call(config.removeprefix("floor:"), target)
+        for _ in range(200 + calls):
+            call()
+        return
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -81,6 +93,52 @@ def child(config: str, calls: int, target: str, ablate: str) -> None:
         for _ in range(200 + calls):
             cur.execute(SELECT_PK, (42,))
             cur.fetchone()
+
+
+def floor_call(row: str, target: str) -> Callable[[], Any]:
+    """One SDK floor call: a row of `harness.floor.Floor`, or ``span_access``."""
+    from harness.floor import Floor
+
+    floor = Floor()
+    if row != "span_access":
+        return floor.calls[row]
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    import tiertrace
+    from tiertrace._contract.names import HIT
+
+    at_end = (HIT, "db.response.returned_rows")  # what tiertrace sets once the reply is there
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tiertrace.init(exporter="none", tracer_provider=provider, advisor=False)
+    if target.startswith("redis:"):
+        import redis
+
+        r = redis.Redis.from_url(target)
+        r.set("bench:hit", "v")
+        r.get("bench:hit")
+    else:
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(SELECT_PK, (42,)).fetchone()
+    tiertrace.shutdown()
+    span = spans.get_finished_spans()[-1]
+    attrs = dict(span.attributes or {})
+    end = [(name, attrs.pop(name)) for name in at_end if name in attrs]
+    start_span, name = floor.tracer_provider.get_tracer("bench").start_span, span.name
+
+    def span_access() -> None:
+        s = start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        for key, value in end:
+            s.set_attribute(key, value)
+        s.end()
+
+    return span_access
 
 
 def switch_off(part: str) -> None:
@@ -130,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--op", choices=OPS, default="get", help="the call counted (default: get)")
     ap.add_argument("--ablate", action="store_true", help="also metrics-only without each part")
+    ap.add_argument("--floor", action="store_true", help="also the SDK floor calls")
     ap.add_argument("--json", metavar="FILE", help="write the counts as JSON")
     opts = ap.parse_args(args)
     if shutil.which("valgrind") is None:
@@ -141,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {c: per_call(c, target) for c in CONFIGS}
         if opts.ablate:
             result["without"] = {p: per_call("metrics", target, p) for p in PARTS}
+        if opts.floor:
+            result["floor"] = {row: per_call(f"floor:{row}", target) for row in FLOOR}
     finally:
         if isinstance(server, RedisServer):
             server.stop()
@@ -154,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c:<16}{result[c] / 1000:>12.1f} k{over / 1000:>+10.1f} k{ratio:>10}")
     for part, value in result.get("without", {}).items():
         print(f"metrics-only without {part}: {(result['metrics'] - value) / 1000:+.1f} k fewer")
+    for row, value in result.get("floor", {}).items():
+        print(f"SDK floor {row:<12}{value / 1000:>10.1f} k")
+    if "floor" in result:
+        above = result["full"] - raw - result["floor"]["span_access"]
+        print(f"full above its own span (span_access): {above / 1000:+.1f} k")
     if opts.json:
         with open(opts.json, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
