@@ -114,8 +114,9 @@ def floor_call(row: str, target: str) -> Callable[[], Any]:
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    tiertrace.init(exporter="none", tracer_provider=provider, advisor=False)
-    if target.startswith("redis:"):
+    client = "redis" if target.startswith("redis:") else "psycopg"
+    tiertrace.init(exporter="none", tracer_provider=provider, instrument=[client])
+    if client == "redis":
         import redis
 
         r = redis.Redis.from_url(target)
