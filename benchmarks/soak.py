@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/soak.py [--minutes 30] [--every 10] [--json FILE]
+    python benchmarks/soak.py [--minutes 30] [--every 10] [--json FILE] [--tracemalloc M]
 
 Runs mixed cache-aside traffic (no `TieredMemory`: the application's own code, grouped by
 implicit lookups) against a private redis-server and a PostgreSQL database created for the run
@@ -17,6 +17,9 @@ likewise. The traffic:
   ``tiertrace.lookup(query_type=...)`` with 80 query types (more than the 50 kept);
 * 1 asyncio loop: the same over ``redis.asyncio`` and a psycopg ``AsyncConnectionPool``, each
   request in a task of its own (per-task lookup state must not pile up).
+
+``--tracemalloc M`` starts Python's ``tracemalloc`` M minutes in and, at the end, prints the 15
+source lines whose live allocations grew most since then (slower: use it to find what grows).
 
 Every ``--every`` seconds it samples the process's resident set size, open file descriptors,
 the number of series on ``/metrics`` (sample lines, and those of ``tiertrace_*``), tiertrace's
@@ -34,6 +37,7 @@ import random
 import sys
 import threading
 import time
+import tracemalloc
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -191,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=30.0, help="duration (default 30)")
     ap.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--json", metavar="FILE", help="write the samples and slopes as JSON")
+    ap.add_argument("--tracemalloc", metavar="M", type=float, help="trace allocations after M min")
     args = ap.parse_args(argv)
+    first: tracemalloc.Snapshot | None = None
 
     server = RedisServer(None)
     db = PgDatabase()
@@ -244,12 +250,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{sample['t_s']:>7.0f}" + "".join(f"{sample[f]:>18.1f}" for f in FIELDS),
                 flush=True,
             )
+            if args.tracemalloc is not None and first is None and now >= t0 + args.tracemalloc * 60:
+                tracemalloc.start(4)
+                first = tracemalloc.take_snapshot()
             if now >= end:
                 break
             time.sleep(min(args.every, max(0.0, end - now)))
         stop.set()
         for t in threads:
             t.join(timeout=30)
+        if first is not None:
+            grown = tracemalloc.take_snapshot().compare_to(first, "lineno")
+            print("\nlive allocations grown most since tracing began:")
+            for stat in grown[:15]:
+                print(
+                    f"  {stat.size_diff / 1024:+10.1f} KiB {stat.count_diff:+8d}  {stat.traceback}"
+                )
     finally:
         stop.set()
         tiertrace.shutdown()
