@@ -217,10 +217,7 @@ class Grouper:
                 if type(key) is not int and key not in self.watched:
                     self._watch(key)
         if closing is not None:
-            if isinstance(closing, Lookup):
-                self.close(closing)
-            else:
-                self.single(closing)
+            self._finish(closing)
         if first is not None:
             self.observe(first)
         if lk is not None:
