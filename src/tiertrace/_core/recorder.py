@@ -214,7 +214,8 @@ def start(
 
     ``extra`` and ``more`` are further span attributes known at start (a statement's text, a
     connection pool's server address); pass the same dict objects every time (cached on the
-    statement or the pool): the merged set is then built once and given to the SDK at start.
+    statement, and `shared` by all pools or connections with the same values): the merged set
+    is then built once and given to the SDK at start.
     """
     st = STATE
     if ctx is None:
@@ -242,6 +243,31 @@ def start(
 
 def _caller_span(context: Any) -> Span:
     return INVALID_SPAN if context is None else NonRecordingSpan(context)
+
+
+_SHARED: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+_MAX_SHARED = 256
+
+
+def shared(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The one dict object for these attribute values, to give `start` as ``extra``/``more``.
+
+    An instrumentor builds a client's span attributes (server, database, a collection's call
+    shape) once per connection, pool or collection object, and `start` caches the sets merged
+    from them by identity. Connections to the same server have the same values: passing the one
+    shared dict keeps that cache from growing with every connection a process opens (a
+    connection per request, or psycopg's own leak tests, which count live objects across
+    repeated identical work). Kept for the first 256 distinct value sets; values must be
+    hashable, else ``attrs`` itself is returned.
+    """
+    try:
+        key = tuple(attrs.items())
+        found = _SHARED.get(key)
+        if found is None and len(_SHARED) < _MAX_SHARED:
+            found = _SHARED.setdefault(key, attrs)
+    except TypeError:  # an unhashable value
+        return attrs
+    return attrs if found is None else found
 
 
 def _start_attributes(

@@ -157,8 +157,9 @@ def _shape(instance: Any, name: str, op: str, top_k: int | None, where: Any) -> 
     A shape is the collection's name, the operation, ``n_results`` and the ``where`` keys; the
     attributes (``db.namespace``, ``db.query.summary``, server address and port,
     ``db.vector.query.top_k``) depend on nothing else, so they are built once per shape and
-    kept on the collection. Being the same dict object each time, they reach the span at its
-    start through the recorder's cached attribute sets (`tiertrace._core.recorder.start`).
+    kept on the collection (one dict for every collection object with the same values). Being
+    the same dict object each time, they reach the span at its start through the recorder's
+    cached attribute sets (`tiertrace._core.recorder.start`).
     """
     shapes: dict[tuple[Any, ...], Shape] | None = getattr(instance, _SHAPES, None)
     key: tuple[Any, ...] = (name, op, top_k)
@@ -187,7 +188,7 @@ def _shape(instance: Any, name: str, op: str, top_k: int | None, where: Any) -> 
     except Exception as fault:  # the access goes on without these attributes
         _access.report_fault("chroma", fault)
         return kind, pattern, _NO_ATTRIBUTES
-    shape = (kind, pattern, attrs)
+    shape = (kind, pattern, _access.shared(attrs))
     if shapes is None:
         shapes = {}
         with contextlib.suppress(AttributeError, TypeError):  # then it is built each time

@@ -86,16 +86,18 @@ def _begin(
 
 def _server(cursor: Any) -> dict[str, Any] | None:
     """``db.namespace``, ``server.address``, ``server.port`` of a cursor's connection, built
-    once per connection (each is a libpq call)."""
+    once per connection (each is a libpq call), one dict for all connections alike."""
     conn = getattr(cursor, "_conn", None)
     attrs: dict[str, Any] | None = getattr(conn, "_tiertrace_server", None)
     if attrs is None and conn is not None:
         info = conn.info
-        attrs = {
-            "db.namespace": info.dbname,
-            "server.address": info.host,
-            "server.port": int(info.port),
-        }
+        attrs = _access.shared(
+            {
+                "db.namespace": info.dbname,
+                "server.address": info.host,
+                "server.port": int(info.port),
+            }
+        )
         with contextlib.suppress(AttributeError, TypeError):
             conn._tiertrace_server = attrs
     return attrs

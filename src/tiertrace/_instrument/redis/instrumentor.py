@@ -80,7 +80,8 @@ def _begin(
 
 
 def _server_attributes(instance: Any) -> dict[str, Any]:
-    """``db.namespace``, ``server.address`` and ``server.port``, built once per pool."""
+    """``db.namespace``, ``server.address`` and ``server.port``, built once per pool, one dict
+    for all pools alike."""
     pool = getattr(instance, "connection_pool", None)
     attrs: dict[str, Any] | None = getattr(pool, "_tiertrace_server", None)
     if attrs is None:
@@ -91,6 +92,7 @@ def _server_attributes(instance: Any) -> dict[str, Any]:
             attrs["server.port"] = kwargs.get("port", 6379)
         elif "path" in kwargs:
             attrs["server.address"] = kwargs["path"]
+        attrs = _access.shared(attrs)
         with contextlib.suppress(AttributeError, TypeError):
             pool._tiertrace_server = attrs  # type: ignore[union-attr]
     return attrs
