@@ -189,11 +189,18 @@ _executemany, _executemany_async = wrappers("psycopg", _many_begin, _write_done,
 
 
 def _fetch(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``fetchone``/``fetchmany``/``fetchall`` and ``__next__``: the first call after a pending
+    execute decides its hit (running out, ``StopIteration``, is no row)."""
+
     def fetch(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
         if not _PENDING or id(instance) not in _PENDING:
             return original(instance, *args, **kwargs)
         t0 = perf_counter()
-        result = original(instance, *args, **kwargs)
+        try:
+            result = original(instance, *args, **kwargs)
+        except StopIteration:
+            _fetched(instance, None, perf_counter() - t0)
+            raise
         _fetched(instance, result, perf_counter() - t0)
         return result
 
@@ -201,47 +208,21 @@ def _fetch(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _fetch_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`_fetch` of the async cursors (``__anext__``: ``StopAsyncIteration``)."""
+
     async def fetch(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
         if not _PENDING or id(instance) not in _PENDING:
             return await original(instance, *args, **kwargs)
         t0 = perf_counter()
-        result = await original(instance, *args, **kwargs)
+        try:
+            result = await original(instance, *args, **kwargs)
+        except StopAsyncIteration:
+            _fetched(instance, None, perf_counter() - t0)
+            raise
         _fetched(instance, result, perf_counter() - t0)
         return result
 
     return fetch
-
-
-def _next(original: Callable[..., Any]) -> Callable[..., Any]:
-    def next_(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if not _PENDING or id(instance) not in _PENDING:
-            return original(instance, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            row = original(instance, *args, **kwargs)
-        except StopIteration:
-            _fetched(instance, None, perf_counter() - t0)
-            raise
-        _fetched(instance, row, perf_counter() - t0)
-        return row
-
-    return next_
-
-
-def _anext(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def anext_(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if not _PENDING or id(instance) not in _PENDING:
-            return await original(instance, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            row = await original(instance, *args, **kwargs)
-        except StopAsyncIteration:
-            _fetched(instance, None, perf_counter() - t0)
-            raise
-        _fetched(instance, row, perf_counter() - t0)
-        return row
-
-    return anext_
 
 
 def _close(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -284,7 +265,7 @@ _TARGETS = (
     *(("psycopg", f"Cursor.{name}", _fetch) for name in _FETCHES),
     ("psycopg", "ServerCursor.execute", _server_exec),
     ("psycopg", "ServerCursor.close", _close),
-    ("psycopg", "ServerCursor.__next__", _next),
+    ("psycopg", "ServerCursor.__next__", _fetch),
     *(("psycopg", f"ServerCursor.{name}", _fetch) for name in _FETCHES),
     ("psycopg", "AsyncCursor.execute", _exec_async),
     ("psycopg", "AsyncCursor.executemany", _executemany_async),
@@ -293,7 +274,7 @@ _TARGETS = (
     *(("psycopg", f"AsyncCursor.{name}", _fetch_async) for name in _FETCHES),
     ("psycopg", "AsyncServerCursor.execute", _server_exec_async),
     ("psycopg", "AsyncServerCursor.close", _close_async),
-    ("psycopg", "AsyncServerCursor.__anext__", _anext),
+    ("psycopg", "AsyncServerCursor.__anext__", _fetch_async),
     *(("psycopg", f"AsyncServerCursor.{name}", _fetch_async) for name in _FETCHES),
 )
 
