@@ -96,3 +96,43 @@ def test_stale_candidates_disappear_after_the_window(
     time.sleep(1.5)
     assert [s for s in tiertrace.suggestions() if s.kind == "pre-cache"] == []
     assert telemetry.points(GAUGES[0]) == []
+
+
+def _hit_rate_finding() -> Any:
+    found = [s for s in tiertrace.suggestions() if s.kind == "l1-hit-rate"]
+    return found[0] if found else None
+
+
+def test_l1_hit_rate_and_cost_share_count_exactly_what_was_exported(
+    telemetry: Any, r: redis.Redis, pg_dsn: str, table: str
+) -> None:
+    r.set("user:1:profile", "v")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for i in range(30):  # 7 L1 hits; 13 misses PostgreSQL serves, 10 it has no row for
+            if r.get("user:1:profile" if i < 7 else f"user:{i}:x") is None:
+                conn.execute(SQL, (1 if i < 20 else -1,)).fetchone()
+    tiertrace.flush()
+    hit_rate = _hit_rate_finding()
+    assert (hit_rate.evidence["reads"], hit_rate.evidence["hits"]) == (30, 7)
+    (share,) = [s for s in tiertrace.suggestions() if s.kind == "cost-share"]
+    # 30 lookups, 13 served by postgresql; cost: 23 PostgreSQL reads at $0.001 and 31 Redis
+    # accesses (the SET too) at $0.0001
+    assert (share.tier, share.evidence["lookups"]) == ("postgresql", 13)
+    assert share.evidence["cost_usd"] == pytest.approx(23 * 0.001)
+    assert share.evidence["lookup_share"] == pytest.approx(13 / 30)
+    assert share.evidence["cost_share"] == pytest.approx(0.023 / (0.023 + 31 * 0.0001))
+
+
+def test_l1_hit_rate_finding_expires_with_the_window(make_telemetry: Any, r: redis.Redis) -> None:
+    make_telemetry(advisor_window_s=1.0, instrument=["redis"])
+    for i in range(20):
+        r.get(f"user:{i}:missing")
+    assert _hit_rate_finding().evidence["reads"] == 20
+    time.sleep(0.6)
+    for i in range(10):
+        r.get(f"user:{i}:missing")
+    assert _hit_rate_finding().evidence["reads"] == 30  # both halves in the window
+    time.sleep(0.6)
+    assert _hit_rate_finding().evidence["reads"] == 10  # the first half has left it
+    time.sleep(1.1)
+    assert _hit_rate_finding() is None

@@ -91,7 +91,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tiertrace._advisor.findings import Suggestion, Thresholds, findings, pre_cache
-from tiertrace._advisor.recorder import Recorder, Window
+from tiertrace._advisor.recorder import Recorder, Totals, Window
 
 __all__ = ["Advisor", "Suggestion"]
 
@@ -104,8 +104,10 @@ class Advisor:
     one `Window` of the recorder and apply the rules of `tiertrace._advisor.findings` to it
     outside the recorder's lock. Besides the documented knobs: ``buckets`` (time resolution
     of the window), ``pattern_capacity``, ``fill_grace_s`` (a fill younger than this is not
-    yet counted as wasted; default one bucket) and ``on_error`` (called with every exception
-    ``observe_*`` swallowed; ``faults`` counts them).
+    yet counted as wasted; default one bucket), ``on_error`` (called with every exception
+    ``observe_*`` swallowed; ``faults`` counts them) and ``source`` (the per-tier and
+    per-``served_by`` counts since start, from tiertrace's metric aggregation; see
+    `tiertrace._advisor.recorder.Totals`: with it, ``observe_*`` leave those sums to it).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class Advisor:
         pattern_capacity: int = 1_000,
         fill_grace_s: float | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        source: Totals | None = None,
     ) -> None:
         recorder = Recorder(
             window_s=window_s,
@@ -130,6 +133,7 @@ class Advisor:
             buckets=buckets,
             pattern_capacity=pattern_capacity,
             on_error=on_error,
+            source=source,
         )
         self.recorder = recorder
         self.observe_access = recorder.observe_access

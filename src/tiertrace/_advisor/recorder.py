@@ -14,7 +14,17 @@ this module.
 Tables: accesses per tier, lookups per ``served_by``, patterns (at most
 ``pattern_capacity``), exact keys and unread L1 fills (each at most ``capacity``; an L1
 read of a key removes its fill, a fill pushed out unread counts as wasted), tier names (at
-most 64). Time is a bucket number ``b = int(now / bucket_s)``; a bucket is in the window
+most 64).
+
+The per-tier and per-``served_by`` sums are what tiertrace's metric aggregation already
+counts. Given a ``source`` (`Totals`: those counts since start, read from the aggregation
+slots), the recorder keeps no copy of them per access: when the first observation of a new
+time bucket arrives, and whenever a window is read, it moves what the aggregation counted since
+the last such fold into the bucket of that fold. The hot path then touches only the patterns,
+keys and fills. tiertrace counts an access or lookup in its slot just *after* the advisor
+observed it, so the observation that starts a new bucket is not in what the fold moves into the
+bucket before: it lands in its own, and windows stay exact. Without a source (the advisor on its
+own) ``observe_*`` count those sums themselves. Time is a bucket number ``b = int(now / bucket_s)``; a bucket is in the window
 when ``b > now_bucket - buckets``.
 """
 
@@ -23,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from tiertrace._advisor.tables import (
     Fill,
@@ -35,9 +45,14 @@ from tiertrace._advisor.tables import (
     prune_keys,
     prune_rings,
 )
+from tiertrace._core.metrics import SERVED_TOTALS, TIER_TOTALS, Counted
 
 _MAX = 1e9  # latencies and costs outside [0, _MAX) (negative, NaN, inf) are ignored
 _MAX_TIERS = 64
+TIER_FIELDS = len(TIER_TOTALS)  # the tier table's fields are the aggregation's totals
+SERVED_FIELDS = len(SERVED_TOTALS)
+# what the aggregation counted since start, per tier and per ``served_by`` value
+Totals: TypeAlias = Callable[[], tuple[Counted, Counted]]
 
 
 class TierView(NamedTuple):
@@ -85,6 +100,7 @@ class Recorder:
         buckets: int,
         pattern_capacity: int,
         on_error: Callable[[BaseException], None] | None,
+        source: Totals | None = None,
     ) -> None:
         if not window_s > 0 or capacity < 2 or pattern_capacity < 2 or buckets < 1:
             raise ValueError("window_s > 0, capacity >= 2, pattern_capacity >= 2, buckets >= 1")
@@ -97,6 +113,7 @@ class Recorder:
         self._clock = clock
         self._on_error = on_error
         self.faults = 0  # exceptions swallowed by observe_*
+        self._source = source
         self._lock = threading.Lock()
         self.reset()
 
@@ -109,6 +126,11 @@ class Recorder:
             self._keys: dict[str, KeyStat] = {}  # exact keys served from level >= 2
             self._fills: dict[str, Fill] = {}  # L1 writes and whether they were read back
             self._start: float | None = None
+            # with a source: its totals at the last fold, and that fold's bucket
+            self._base: tuple[Counted, Counted] = ({}, {})
+            self._head = -1
+            if self._source is not None:
+                self._base = self._source()
 
     def tracked(self) -> dict[str, int]:
         """How many keys, patterns, pending fills and tier names are held right now."""
@@ -126,6 +148,8 @@ class Recorder:
         with self._lock:
             now = self._clock()
             b = int(now * self._inv_w)
+            if self._source is not None:
+                self._fold(b, now)
             nb = self._nb
             ep, frac = b // nb, (b % nb) / nb
             tiers = {k: TierView(t.level, t.totals(b, nb)) for k, t in self._tiers.items()}
@@ -172,8 +196,17 @@ class Recorder:
                 return
             with self._lock:
                 now = self._clock()
-                self._access(now, int(now * self._inv_w), tier, level, pattern, key, latency_s,
-                             cost, hit, is_write)  # fmt: skip
+                b = int(now * self._inv_w)
+                if self._source is None:
+                    self._count_access(now, b, tier, level, latency_s, cost, hit, is_write)
+                elif b != self._head:
+                    self._fold(b, now)
+                if level != 1 or type(pattern) is not str:
+                    return
+                p = self._patterns.get(pattern)
+                if p is None or p.head != b:
+                    p = self._pattern(pattern, b, now)
+                self._l1_access(p, now, b, tier, key, hit, is_write)
         except Exception as exc:
             self._fault(exc)
 
@@ -192,10 +225,18 @@ class Recorder:
                 return
             if type(pattern) is not str or type(served_by) is not str:
                 return
+            deep = served_level >= 2  # before any table is touched: a bad level changes nothing
             with self._lock:
                 now = self._clock()
-                self._lookup(now, int(now * self._inv_w), pattern, key, served_by, served_level,
-                             latency_s, cost)  # fmt: skip
+                b = int(now * self._inv_w)
+                if self._source is None:
+                    self._count_lookup(now, b, served_by, served_level, latency_s, cost)
+                elif b != self._head:
+                    self._fold(b, now)
+                p = self._patterns.get(pattern)
+                if p is None or p.head != b:
+                    p = self._pattern(pattern, b, now)
+                self._lookup(p, now, b, key, served_by, deep, latency_s, cost)
         except Exception as exc:
             self._fault(exc)
 
@@ -215,55 +256,107 @@ class Recorder:
         try:
             if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
                 return
+            served_by, served_level = (tier, level) if hit else ("none", 0)
+            deep = served_level >= 2
             with self._lock:
                 now = self._clock()
                 b = int(now * self._inv_w)
-                self._access(now, b, tier, level, pattern, key, latency_s, cost, hit, False)
+                if self._source is None:
+                    self._count_access(now, b, tier, level, latency_s, cost, hit, False)
+                    self._count_lookup(now, b, served_by, served_level, latency_s, cost)
+                elif b != self._head:
+                    self._fold(b, now)
                 if type(pattern) is not str:
                     return
-                if hit:
-                    self._lookup(now, b, pattern, key, tier, level, latency_s, cost)
-                else:
-                    self._lookup(now, b, pattern, key, "none", 0, latency_s, cost)
+                p = self._patterns.get(pattern)
+                if p is None or p.head != b:
+                    p = self._pattern(pattern, b, now)
+                if level == 1:
+                    self._l1_access(p, now, b, tier, key, hit, False)
+                self._lookup(p, now, b, key, served_by, deep, latency_s, cost)
         except Exception as exc:
             self._fault(exc)
 
-    def _access(
+    # -- the tables; every method below is called with the lock held --------------------------
+
+    def _fold(self, b: int, now: float) -> None:
+        """Move what the source counted since the last fold into the bucket of that fold, then
+        make ``b`` the fold bucket (every observation in between came from that bucket: the
+        first one of a later bucket folds)."""
+        assert self._source is not None
+        head = b if self._head < 0 else self._head
+        counted = self._source()
+        for table, now_counts, before, width in (
+            (self._tiers, counted[0], self._base[0], TIER_FIELDS),
+            (self._served, counted[1], self._base[1], SERVED_FIELDS),
+        ):
+            zero = (0.0,) * width
+            for name, (level, values) in now_counts.items():
+                was = before.get(name)
+                old = zero if was is None else was[1]
+                if values[0] <= old[0]:  # nothing new
+                    continue
+                t = self._tier(table, name, level, width, head, now)
+                if t is not None:
+                    cur = t.cur
+                    for i in range(width):
+                        cur[i] += values[i] - old[i]
+        self._base = counted
+        self._head = b
+
+    def _count_access(
         self,
         now: float,
         b: int,
         tier: str,
         level: int,
-        pattern: str,
-        key: str | None,
         latency_s: float,
         cost: float,
         hit: bool | None,
         is_write: bool,
     ) -> None:
-        # called with the lock held
+        # without a source only: the tier's sums
         t = self._tiers.get(tier)
         if t is None or t.head != b:
-            t = self._tier(self._tiers, tier, level, 8, b, now)
+            t = self._tier(self._tiers, tier, level, TIER_FIELDS, b, now)
             if t is None:
                 return
-        c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat., writes
+        c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat.
         c[0] += 1.0
         c[1] += latency_s
         c[2] += cost
-        if is_write:
-            c[7] += 1.0
-        elif hit is not None:
+        if hit is not None and not is_write:
             c[3] += 1.0
             c[4] += latency_s
             if hit:
                 c[5] += 1.0
                 c[6] += latency_s
-        if level != 1 or type(pattern) is not str:
-            return
-        p = self._patterns.get(pattern)
-        if p is None or p.head != b:
-            p = self._pattern(pattern, b, now)
+
+    def _count_lookup(
+        self, now: float, b: int, served_by: str, level: int, latency_s: float, cost: float
+    ) -> None:
+        # without a source only: the ``served_by`` value's sums
+        s = self._served.get(served_by)
+        if s is None or s.head != b:
+            s = self._tier(self._served, served_by, level, SERVED_FIELDS, b, now)
+            if s is None:
+                return
+        c = s.cur  # lookups, latency, cost
+        c[0] += 1.0
+        c[1] += latency_s
+        c[2] += cost
+
+    def _l1_access(
+        self,
+        p: PatternStat,
+        now: float,
+        b: int,
+        tier: str,
+        key: str | None,
+        hit: bool | None,
+        is_write: bool,
+    ) -> None:
+        # an L1 access of pattern ``p``: its reads and fills
         p.last = now
         pc = p.cur
         pc[0] += 1.0
@@ -275,7 +368,7 @@ class Recorder:
                 if f is None:
                     if len(self._fills) >= self.capacity:
                         self._evict_fills(now, b)
-                    self._fills[key] = Fill(now, pattern)
+                    self._fills[key] = Fill(now, p.name)
                 else:  # the previous fill was never read: overwritten, wasted
                     pc[12] += 1.0
                     f.t = now
@@ -289,29 +382,16 @@ class Recorder:
 
     def _lookup(
         self,
+        p: PatternStat,
         now: float,
         b: int,
-        pattern: str,
         key: str | None,
         served_by: str,
-        served_level: int,
+        deep: bool,
         latency_s: float,
         cost: float,
     ) -> None:
-        # called with the lock held
-        deep = served_level >= 2
-        s = self._served.get(served_by)
-        if s is None or s.head != b:
-            s = self._tier(self._served, served_by, served_level, 3, b, now)
-            if s is None:
-                return
-        c = s.cur  # lookups, latency, cost
-        c[0] += 1.0
-        c[1] += latency_s
-        c[2] += cost
-        p = self._patterns.get(pattern)
-        if p is None or p.head != b:
-            p = self._pattern(pattern, b, now)
+        # a lookup of pattern ``p``; one served deep (level >= 2) also feeds the pre-cache figures
         p.last = now
         srv = p.served
         srv[served_by] = srv.get(served_by, 0) + 1
@@ -338,7 +418,7 @@ class Recorder:
                 if len(self._keys) >= self.capacity:
                     frac = (b % self._nb) / self._nb
                     self._keys = prune_keys(self._keys, self.capacity // 2, ep, frac)
-                self._keys[key] = KeyStat(pattern, ep, now)
+                self._keys[key] = KeyStat(p.name, ep, now)
                 n = 1.0
             else:
                 if e.ep < ep:

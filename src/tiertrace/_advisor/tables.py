@@ -92,7 +92,7 @@ class TierStat(Ring):
     """Windowed sums for one tier or one ``served_by`` value.
 
     Tier fields: 0 accesses, 1 latency, 2 cost, 3 reads with a known hit, 4 their latency,
-    5 hits, 6 hit latency, 7 writes. ``served_by`` fields: 0 lookups, 1 latency, 2 cost.
+    5 hits, 6 hit latency. ``served_by`` fields: 0 lookups, 1 latency, 2 cost.
     """
 
     __slots__ = ("level",)

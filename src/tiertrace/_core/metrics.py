@@ -41,6 +41,12 @@ AccessKey = tuple[str, str, "bool | None", "str | None"]  # tier name, operation
 LookupKey = tuple[str, int, "str | None"]
 SemconvKey = tuple[str, str, "str | None"]
 
+# `Metrics.totals`, what the advisor's windows are made from: per tier name or ``served_by``
+# value, (level, sums since start), the sums in this order
+TIER_TOTALS = ("accesses", "latency", "cost", "reads", "read_latency", "hits", "hit_latency")
+SERVED_TOTALS = ("lookups", "latency", "cost")
+Counted = dict[str, tuple[int, list[float]]]
+
 ACCESS_LIMIT = 64  # × 20 Prometheus series per histogram slot
 LOOKUP_LIMIT = 32
 ERROR_LIMIT = 32
@@ -120,6 +126,43 @@ class Metrics:
             tier: Tier = slot.context
             spent[name] = (tier, spent.get(name, (tier, 0.0))[1] + slot.count * tier.cost(op))
         return spent
+
+    def totals(self) -> tuple[Counted, Counted]:
+        """What the slots counted since start, for the advisor's windows (it keeps no copy).
+
+        Per tier name: (level, sums in `TIER_TOTALS` order: reads are those with a known hit);
+        per ``served_by`` value: (level, sums in `SERVED_TOTALS` order).
+        """
+        tiers: Counted = {}
+        for (name, op, hit, _error), slot in self.access.items():
+            tier: Tier = slot.context
+            with slot.lock:
+                n, seconds = slot.count, slot.sum
+            entry = tiers.get(name)
+            if entry is None:
+                entry = tiers[name] = (tier.level, [0.0] * len(TIER_TOTALS))
+            v = entry[1]
+            v[0] += n
+            v[1] += seconds
+            v[2] += n * tier.cost(op)
+            if hit is not None:
+                v[3] += n
+                v[4] += seconds
+                if hit:
+                    v[5] += n
+                    v[6] += seconds
+        served: Counted = {}
+        for (served_by, level, _query_type), slot in self.lookup.items():
+            with slot.lock:
+                n, seconds, cost = slot.count, slot.sum, slot.extra
+            entry = served.get(served_by)
+            if entry is None:
+                entry = served[served_by] = (level, [0.0] * len(SERVED_TOTALS))
+            v = entry[1]
+            v[0] += n
+            v[1] += seconds
+            v[2] += cost
+        return tiers, served
 
     def error_count(self) -> dict[str, float]:
         """Faults counted per component."""

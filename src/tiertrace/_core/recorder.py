@@ -353,7 +353,6 @@ def _close(acc: Access, duration: float) -> None:
         slot = st.slots.get(key)
         if slot is None:
             slot = st.metrics.access.histogram(key, tier)
-        slot.record(duration)
         if acc.recording:
             span = acc.span
             ctx = span.get_span_context()
@@ -375,7 +374,14 @@ def _close(acc: Access, duration: float) -> None:
         if st.fallback is not None:
             st.fallback.access(acc, duration, slot.attributes)
         if st.sink is not None:
-            st.sink(acc)
+            try:
+                st.sink(acc)
+            except Exception as fault:
+                report_fault("lookup", fault)
+        # counted after the sink saw it: the advisor reads its per-tier sums from this slot,
+        # and whatever a slot holds when the advisor starts a new time bucket belongs to the
+        # buckets before (`tiertrace._advisor.recorder`)
+        slot.record(duration)
     except Exception as fault:
         report_fault("recorder", fault)
 

@@ -142,13 +142,13 @@ class Emitter:
         slot = self.slots.get(key)
         if slot is None:
             slot = tel.metrics.lookup.histogram(key)
-        slot.record(seconds, cost)
-        attrs = slot.attributes
-        if tel.fallback is not None:
-            tel.fallback.lookup(seconds, attrs)
         if self.advisor is not None and lk.pattern is not None:
             pattern = lk.pattern
             self.advisor.observe_lookup(pattern, lk.key, served_by, level, seconds, cost)
+        slot.record(seconds, cost)  # after the advisor saw it: see `tiertrace._advisor.recorder`
+        attrs = slot.attributes
+        if tel.fallback is not None:
+            tel.fallback.lookup(seconds, attrs)
         span = lk.span
         if span is None and len(lk.accesses) > 1 and tel.tracer is not None:
             links = [Link(a.span.get_span_context()) for a in lk.accesses if a.recording]

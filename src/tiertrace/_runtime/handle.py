@@ -14,6 +14,7 @@ from typing import Any
 
 from tiertrace._advisor import Advisor
 from tiertrace._core import recorder
+from tiertrace._core.metrics import Metrics
 from tiertrace._instrument import registry
 from tiertrace._lookups.events import Emitter
 from tiertrace._lookups.grouping import Grouper, Lookup
@@ -39,7 +40,7 @@ class Handle:
         self.settings = settings
         self.telemetry = Telemetry(settings, installed, source)
         self.stats = Stats(settings, self.telemetry.metrics)
-        self.advisor = _make_advisor(settings)
+        self.advisor = _make_advisor(settings, self.telemetry.metrics)
         # the TTL what-if: replays sampled L1 reads (None without the advisor or a Redis L1)
         self.whatif = make_whatif(settings, self.stats)
         self._whatif_observe = self.whatif.sim.observe if self.whatif is not None else None
@@ -126,10 +127,11 @@ class Handle:
             self.on_shutdown()
 
 
-def _make_advisor(settings: Settings) -> Advisor | None:
+def _make_advisor(settings: Settings, metrics: Metrics) -> Advisor | None:
     if not settings.advisor:
         return None
     return Advisor(
+        source=metrics.totals,  # its per-tier and served-by sums: the aggregation's counts
         window_s=settings.advisor_window_s,
         capacity=settings.advisor_capacity,
         min_accesses=settings.advisor_min_accesses,
