@@ -16,6 +16,7 @@ exactly the attributes tiertrace gives this access (taken from a real one; at st
 
     python benchmarks/instructions.py [--op get|pg_select] [--ablate] [--floor] [--json FILE]
                                                         # ~4 min, ~8 min with --ablate
+    python benchmarks/instructions.py --configs raw,metrics     # only these configurations
 
 Needs valgrind (Debian: ``apt-get install -y valgrind``).
 """
@@ -191,14 +192,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablate", action="store_true", help="also metrics-only without each part")
     ap.add_argument("--floor", action="store_true", help="also the SDK floor calls")
     ap.add_argument("--json", metavar="FILE", help="write the counts as JSON")
+    ap.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated configurations to count (default: {','.join(CONFIGS)}; raw is "
+        "always counted)",
+    )
     opts = ap.parse_args(args)
+    wanted = {*opts.configs.split(","), *(["metrics"] if opts.ablate else [])}
+    configs = ["raw", *(c for c in CONFIGS[1:] if c in wanted)]
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     os.environ.setdefault("OTEL_SDK_DISABLED", "false")
     server: RedisServer | PgDatabase = RedisServer() if opts.op == "get" else PgDatabase()
     target = server.url if isinstance(server, RedisServer) else server.dsn
     try:
-        result: dict[str, Any] = {c: per_call(c, target) for c in CONFIGS}
+        result: dict[str, Any] = {c: per_call(c, target) for c in configs}
         if opts.ablate:
             result["without"] = {p: per_call("metrics", target, p) for p in PARTS}
         if opts.floor:
@@ -208,17 +217,18 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         else:
             server.drop()
-    raw, anchor = result["raw"], result["anchor"] - result["raw"]
+    raw = result["raw"]
+    anchor = result["anchor"] - raw if "anchor" in result else None
     print(f"{'configuration':<16}{'instructions':>14}{'over raw':>12}{'/ anchor':>10}")
-    for c in CONFIGS:
+    for c in configs:
         over = result[c] - raw
-        ratio = f"{over / anchor:.2f}" if c != "raw" else ""
+        ratio = f"{over / anchor:.2f}" if c != "raw" and anchor else ""
         print(f"{c:<16}{result[c] / 1000:>12.1f} k{over / 1000:>+10.1f} k{ratio:>10}")
     for part, value in result.get("without", {}).items():
         print(f"metrics-only without {part}: {(result['metrics'] - value) / 1000:+.1f} k fewer")
     for row, value in result.get("floor", {}).items():
         print(f"SDK floor {row:<12}{value / 1000:>10.1f} k")
-    if "floor" in result:
+    if "floor" in result and "full" in result:
         above = result["full"] - raw - result["floor"]["span_access"]
         print(f"full above its own span (span_access): {above / 1000:+.1f} k")
     if opts.json:
