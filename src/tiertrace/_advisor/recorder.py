@@ -14,7 +14,8 @@ this module.
 Tables: accesses per tier, lookups per ``served_by``, patterns (at most
 ``pattern_capacity``), exact keys and unread L1 fills (each at most ``capacity``; an L1
 read of a key removes its fill, a fill pushed out unread counts as wasted), tier names (at
-most 64).
+most 64). Time is a bucket number ``b = int(now / bucket_s)``; a bucket is in the window
+when ``b > now_bucket - buckets``.
 
 The per-tier and per-``served_by`` sums are what tiertrace's metric aggregation already
 counts. Given a ``source`` (`Totals`: those counts since start, read from the aggregation
@@ -24,8 +25,7 @@ the last such fold into the bucket of that fold. The hot path then touches only 
 keys and fills. tiertrace counts an access or lookup in its slot just *after* the advisor
 observed it, so the observation that starts a new bucket is not in what the fold moves into the
 bucket before: it lands in its own, and windows stay exact. Without a source (the advisor on its
-own) ``observe_*`` count those sums themselves. Time is a bucket number ``b = int(now / bucket_s)``; a bucket is in the window
-when ``b > now_bucket - buckets``.
+own) ``observe_*`` count those sums themselves.
 """
 
 from __future__ import annotations
