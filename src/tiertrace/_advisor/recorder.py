@@ -316,11 +316,9 @@ class Recorder:
         is_write: bool,
     ) -> None:
         # without a source only: the tier's sums
-        t = self._tiers.get(tier)
-        if t is None or t.head != b:
-            t = self._tier(self._tiers, tier, level, TIER_FIELDS, b, now)
-            if t is None:
-                return
+        t = self._tier(self._tiers, tier, level, TIER_FIELDS, b, now)
+        if t is None:
+            return
         c = t.cur  # accesses, latency, cost, reads, read lat., hits, hit lat.
         c[0] += 1.0
         c[1] += latency_s
@@ -336,12 +334,10 @@ class Recorder:
         self, now: float, b: int, served_by: str, level: int, latency_s: float, cost: float
     ) -> None:
         # without a source only: the ``served_by`` value's sums
-        s = self._served.get(served_by)
-        if s is None or s.head != b:
-            s = self._tier(self._served, served_by, level, SERVED_FIELDS, b, now)
-            if s is None:
-                return
-        c = s.cur  # lookups, latency, cost
+        t = self._tier(self._served, served_by, level, SERVED_FIELDS, b, now)
+        if t is None:
+            return
+        c = t.cur  # lookups, latency, cost
         c[0] += 1.0
         c[1] += latency_s
         c[2] += cost
