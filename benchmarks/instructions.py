@@ -2,8 +2,10 @@
 
 CPU time on a shared machine moves with cache and frequency effects; instruction counts do
 not. For each configuration a child process runs ``tiertrace.init`` (or the contrib anchor),
-200 warm-up calls and then N calls (a Redis GET hit on a private redis-server, or with
-``--op pg_select`` a psycopg SELECT by primary key on a database of its own); two runs under
+200 warm-up calls and then N calls (a Redis GET hit on a private redis-server, with ``--op
+pg_select`` a psycopg SELECT by primary key on a database of its own, with ``--op
+chroma_query`` a query k=5 of the overhead run's embedded Chroma collection, 5,000 vectors of
+384 dimensions, built before counting); two runs under
 ``valgrind --tool=callgrind``, with N = 100 and N = 1,100, give the instructions of 1,000 calls
 by difference (start-up and set-up cancel out), with ``PYTHONHASHSEED=0`` so that both runs
 hash alike. ``--ablate`` repeats metrics-only with one part of tiertrace switched off at a
@@ -14,8 +16,8 @@ exactly the attributes tiertrace gives this access (taken from a real one; at st
 ``tiertrace.hit`` and ``db.response.returned_rows`` set at the end), so ``full`` minus
 ``span_access`` is what tiertrace adds above the span it must make.
 
-    python benchmarks/instructions.py [--op get|pg_select] [--ablate] [--floor] [--json FILE]
-                                                        # ~4 min, ~8 min with --ablate
+    python benchmarks/instructions.py [--op get|pg_select|chroma_query] [--ablate] [--floor]
+                                      [--json FILE]     # ~4 min, ~8 min with --ablate
     python benchmarks/instructions.py --configs raw,metrics     # only these configurations
 
 Needs valgrind (Debian: ``apt-get install -y valgrind``).
@@ -33,18 +35,38 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from harness.services import PgDatabase, RedisServer
+from harness.services import Chroma, PgDatabase, RedisServer
 from harness.workload import SELECT_PK
 
 CONFIGS = ("raw", "anchor", "metrics", "full")
 FLOOR = ("span", "span_access", "histogram", "slot")
 PARTS = ("grouping", "advisor", "lookup_point", "whatif")  # switched off one at a time
-OPS = ("get", "pg_select")
+OPS = ("get", "pg_select", "chroma_query")
+CHROMA = "chroma:"  # the child's target for Chroma: this prefix and the collection's directory
+
+
+def client_of(target: str) -> str:
+    """The instrumented client a child's ``target`` is for."""
+    if target.startswith("redis:"):
+        return "redis"
+    return "chroma" if target.startswith(CHROMA) else "psycopg"
+
+
+def chroma_query(target: str) -> Callable[[], Any]:
+    """One query k=5 of the collection `harness.services.Chroma` built in ``target``'s directory."""
+    import chromadb
+    from chromadb.config import Settings
+
+    path = target.removeprefix(CHROMA)
+    client = chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+    col = client.get_collection("bench_memories", embedding_function=None)
+    qvec = col.get(ids=["id-7"], include=["embeddings"])["embeddings"][0].tolist()
+    return lambda: col.query(query_embeddings=[qvec], n_results=5)
 
 
 def child(config: str, calls: int, target: str, ablate: str) -> None:
     """The workload valgrind counts (run as ``instructions.py --child …``); ``target`` is a
-    Redis URL or a PostgreSQL DSN."""
+    Redis URL, a PostgreSQL DSN or ``chroma:`` and a Chroma directory."""
     if config.startswith("floor:"):
         call = floor_call(config.removeprefix("floor:"), target)
         for _ in range(200 + calls):
@@ -65,7 +87,7 @@ def child(config: str, calls: int, target: str, ablate: str) -> None:
     tp = TracerProvider(sampler=ALWAYS_OFF if config == "metrics" else ALWAYS_ON)
     tp.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=100_000))
     mp = MeterProvider(metric_readers=[tiertrace.bridge_reader(InMemoryMetricReader())])
-    client = "redis" if target.startswith("redis:") else "psycopg"
+    client = client_of(target)
     if config in ("metrics", "full"):
         if ablate:
             switch_off(ablate)
@@ -75,10 +97,19 @@ def child(config: str, calls: int, target: str, ablate: str) -> None:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
         RedisInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif config == "anchor" and client == "chroma":
+        from opentelemetry.instrumentation.chromadb import ChromaInstrumentor
+
+        ChromaInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
     elif config == "anchor":
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
         PsycopgInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    if client == "chroma":
+        query = chroma_query(target)
+        for _ in range(200 + calls):
+            query()
+        return
     if client == "redis":
         import redis
 
@@ -115,9 +146,11 @@ def floor_call(row: str, target: str) -> Callable[[], Any]:
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    client = "redis" if target.startswith("redis:") else "psycopg"
+    client = client_of(target)
     tiertrace.init(exporter="none", tracer_provider=provider, instrument=[client])
-    if client == "redis":
+    if client == "chroma":
+        chroma_query(target)()
+    elif client == "redis":
         import redis
 
         r = redis.Redis.from_url(target)
@@ -134,8 +167,10 @@ def floor_call(row: str, target: str) -> Callable[[], Any]:
     end = [(name, attrs.pop(name)) for name in at_end if name in attrs]
     start_span, name = floor.tracer_provider.get_tracer("bench").start_span, span.name
 
+    kind = SpanKind.INTERNAL if client == "chroma" else SpanKind.CLIENT
+
     def span_access() -> None:
-        s = start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        s = start_span(name, kind=kind, attributes=attrs)
         for key, value in end:
             s.set_attribute(key, value)
         s.end()
@@ -204,8 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
     os.environ.setdefault("OTEL_SDK_DISABLED", "false")
-    server: RedisServer | PgDatabase = RedisServer() if opts.op == "get" else PgDatabase()
-    target = server.url if isinstance(server, RedisServer) else server.dsn
+    server: RedisServer | PgDatabase | Chroma
+    if opts.op == "get":
+        server = RedisServer()
+        target = server.url
+    elif opts.op == "pg_select":
+        server = PgDatabase()
+        target = server.dsn
+    else:
+        server = Chroma()
+        target = CHROMA + server.dir
     try:
         result: dict[str, Any] = {c: per_call(c, target) for c in configs}
         if opts.ablate:
@@ -213,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         if opts.floor:
             result["floor"] = {row: per_call(f"floor:{row}", target) for row in FLOOR}
     finally:
-        if isinstance(server, RedisServer):
-            server.stop()
-        else:
+        if isinstance(server, PgDatabase):
             server.drop()
+        else:
+            server.stop()
     raw = result["raw"]
     anchor = result["anchor"] - raw if "anchor" in result else None
     print(f"{'configuration':<16}{'instructions':>14}{'over raw':>12}{'/ anchor':>10}")

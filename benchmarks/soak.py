@@ -21,16 +21,20 @@ likewise. The traffic:
 ``--tracemalloc M`` starts Python's ``tracemalloc`` M minutes in and, at the end, prints the 15
 source lines whose live allocations grew most since then (slower: use it to find what grows).
 
-Every ``--every`` seconds it samples the process's resident set size, open file descriptors,
-the number of series on ``/metrics`` (sample lines, and those of ``tiertrace_*``), tiertrace's
-pending implicit lookups and the requests done so far. At the end it prints the samples and the
-slope per minute of each (least squares, over the whole run and after the first quarter).
+Every ``--every`` seconds it samples the process's resident set size, the memory the C
+allocator has handed out and not had back (``malloc_mb``, glibc only: flat while RSS grows
+means fragmentation, not live data), the Python objects' memory blocks (``py_blocks``), open
+file descriptors, the number of series on ``/metrics`` (sample lines, and those of
+``tiertrace_*``), tiertrace's pending implicit lookups and the requests done so far. At the end
+it prints the samples and the slope per minute of each (least squares, over the whole run,
+after the first quarter and over the last 20 minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import os
 import random
@@ -157,6 +161,47 @@ def rss_mb() -> float:
     return 0.0
 
 
+def _mallinfo2() -> Any:
+    """glibc's ``mallinfo2`` (2.33+), or None where it is missing (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(None)
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
+
+    fn.restype = MallInfo2
+    return fn
+
+
+MALLINFO2 = _mallinfo2()
+
+
+def malloc_in_use_mb() -> float:
+    """Bytes the C allocator has handed out and not had back (mmapped blocks included), in MB:
+    flat while RSS grows means the growth is allocator fragmentation, not live data."""
+    if MALLINFO2 is None:
+        return float("nan")
+    info = MALLINFO2()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
 def scrape(port: int) -> list[str]:
     """The sample lines of ``/metrics`` (one per exported series)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
@@ -187,7 +232,16 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else None
 
 
-FIELDS = ("rss_mb", "fds", "series", "tiertrace_series", "pending_lookups", "requests")
+FIELDS = (
+    "rss_mb",
+    "malloc_mb",
+    "py_blocks",
+    "fds",
+    "series",
+    "tiertrace_series",
+    "pending_lookups",
+    "requests",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample = {
                 "t_s": now - t0,
                 "rss_mb": rss_mb(),
+                "malloc_mb": malloc_in_use_mb(),
+                "py_blocks": float(sys.getallocatedblocks()),
                 "fds": float(len(os.listdir("/proc/self/fd"))),
                 "series": float(series),
                 "tiertrace_series": float(ours),
