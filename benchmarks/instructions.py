@@ -35,12 +35,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from harness.ablation import PARTS, switch_off
 from harness.services import Chroma, PgDatabase, RedisServer
 from harness.workload import SELECT_PK
 
 CONFIGS = ("raw", "anchor", "metrics", "full")
 FLOOR = ("span", "span_access", "histogram", "slot")
-PARTS = ("grouping", "advisor", "lookup_point", "whatif")  # switched off one at a time
 OPS = ("get", "pg_select", "chroma_query")
 CHROMA = "chroma:"  # the child's target for Chroma: this prefix and the collection's directory
 
@@ -176,26 +176,6 @@ def floor_call(row: str, target: str) -> Callable[[], Any]:
         s.end()
 
     return span_access
-
-
-def switch_off(part: str) -> None:
-    """Make one part of tiertrace's per-access work a no-op (before ``init()``, which binds
-    the parts it calls once)."""
-    from tiertrace._advisor.recorder import Recorder
-    from tiertrace._advisor.whatif import WhatIf
-    from tiertrace._core import recorder
-    from tiertrace._lookups.events import Emitter
-
-    nothing = lambda *_args: None  # noqa: E731
-    if part == "advisor":
-        Recorder.observe_alone = nothing  # type: ignore[method-assign]
-    elif part == "lookup_point":
-        Emitter.record_single = nothing  # type: ignore[method-assign]
-    elif part == "whatif":
-        WhatIf.observe = nothing  # type: ignore[method-assign]
-    elif part == "grouping":  # everything after the access's own slot: no sink at all
-        configure = recorder.configure
-        recorder.configure = lambda telemetry, _sink: configure(telemetry, None)  # type: ignore[assignment]
 
 
 def count(config: str, calls: int, target: str, ablate: str = "") -> int:

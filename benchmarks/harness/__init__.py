@@ -9,6 +9,8 @@
 * `floor`     — what the OpenTelemetry SDK itself costs (span, histogram point, aggregation slot);
 * `throughput`— many threads or asyncio tasks on one client for a fixed time;
 * `profiling` — one operation in a loop for py-spy or cProfile, and the py-spy summary;
+* `ablation`  — one part of tiertrace's per-access work switched off (`instructions.py --ablate`,
+  `ablation.py`);
 * `report`    — the machine, the goals, the text tables, JSON and the markdown of RESULTS.md;
 * `runner`    — the overhead run that ties them together.
 
