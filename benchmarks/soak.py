@@ -22,12 +22,12 @@ likewise. The traffic:
 source lines whose live allocations grew most since then (slower: use it to find what grows).
 
 Every ``--every`` seconds it samples the process's resident set size, the memory the C
-allocator has handed out and not had back (``malloc_mb``, glibc only: flat while RSS grows
-means fragmentation, not live data), the Python objects' memory blocks (``py_blocks``), open
-file descriptors, the number of series on ``/metrics`` (sample lines, and those of
-``tiertrace_*``), tiertrace's pending implicit lookups and the requests done so far. At the end
-it prints the samples and the slope per minute of each (least squares, over the whole run,
-after the first quarter and over the last 20 minutes).
+allocator has handed out and not had back (``malloc_mb``, glibc only), Python's allocated memory
+blocks (``py_blocks``), open file descriptors, the number of series on ``/metrics`` (sample
+lines, and those of ``tiertrace_*``), tiertrace's pending implicit lookups and the requests done
+so far. RSS growing while ``malloc_mb`` and ``py_blocks`` stay flat is memory the allocators
+hold, not live data. At the end it prints the samples and the slope per minute of each (least
+squares, over the whole run, after the first quarter and over the last 20 minutes).
 """
 
 from __future__ import annotations
@@ -194,8 +194,7 @@ MALLINFO2 = _mallinfo2()
 
 
 def malloc_in_use_mb() -> float:
-    """Bytes the C allocator has handed out and not had back (mmapped blocks included), in MB:
-    flat while RSS grows means the growth is allocator fragmentation, not live data."""
+    """Bytes the C allocator has handed out and not had back (mmapped blocks included), in MB."""
     if MALLINFO2 is None:
         return float("nan")
     info = MALLINFO2()
