@@ -18,6 +18,7 @@ raw, CPU µs per call of the calling thread, and what switching each part off sa
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import subprocess
@@ -57,8 +58,6 @@ def _client(target: str, cpu: int | None) -> tuple[Callable[[], Any], Callable[[
 
 def child(part: str, target: str, reps: int, calls: int) -> list[float]:
     """Per repetition: metrics-only minus raw, CPU µs per call (run as ``--child``)."""
-    import gc
-
     cpu = pin_cpu()
     gc.collect()
     gc.freeze()
