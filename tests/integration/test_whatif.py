@@ -271,3 +271,18 @@ def test_reads_the_sample_misses_count_as_hits_of_hot_keys() -> None:
     assert rows[2.0]["l1_hit_rate"] == 0.5  # 0 % of the sampled half, 100 % of the rest
     assert rows[10.0]["l1_hit_rate"] == 0.875  # 75 % of half, plus the other half
     assert w.unsampled_share(100.0) == 0.0
+
+
+def test_a_delete_after_a_cache_hit_is_replayed_after_that_hit(
+    make_telemetry: Any, r: redis.Redis
+) -> None:
+    t = make_telemetry(instrument=["redis"], whatif_sample_rate=1.0)
+    t.handle.whatif.min_window_s = 0.0
+    r.set("user:1:profile", "x")
+    assert r.get("user:1:profile") == b"x"  # a cold read for the simulation: it fills
+    r.delete("user:1:profile")  # empties the simulated entry again
+    r.set("user:1:profile", "x")
+    assert r.get("user:1:profile") == b"x"  # so a miss at every TTL
+    curve = tiertrace.stats()["ttl_curve"]
+    assert [row["sampled_reads"] for row in curve] == [2] * len(GRID)
+    assert [row["l1_hit_rate"] for row in curve] == [0.0] * len(GRID)

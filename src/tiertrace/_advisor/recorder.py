@@ -24,8 +24,11 @@ time bucket arrives, and whenever a window is read, it moves what the aggregatio
 the last such fold into the bucket of that fold. The hot path then touches only the patterns,
 keys and fills. tiertrace counts an access or lookup in its slot just *after* the advisor
 observed it, so the observation that starts a new bucket is not in what the fold moves into the
-bucket before: it lands in its own, and windows stay exact. Without a source (the advisor on its
-own) ``observe_*`` count those sums themselves.
+bucket before: it lands in its own, and windows stay exact. One exception, by at most a second:
+an L1 hit that is a lookup of its own reaches the advisor in a batch, up to a second after its
+access was counted (`tiertrace._lookups.grouping`), so near a bucket boundary such a hit's access
+is in one bucket and its lookup in the next. Without a source (the advisor on its own)
+``observe_*`` count those sums themselves.
 """
 
 from __future__ import annotations
@@ -256,14 +259,15 @@ class Recorder:
         try:
             if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
                 return
-            served_by, served_level = (tier, level) if hit else ("none", 0)
-            deep = served_level >= 2
-            with self._lock:
+            served_by = tier if hit else "none"
+            lock = self._lock
+            lock.acquire()  # not ``with``: twice the cost on the per-access path
+            try:
                 now = self._clock()
                 b = int(now * self._inv_w)
                 if self._source is None:
                     self._count_access(now, b, tier, level, latency_s, cost, hit, False)
-                    self._count_lookup(now, b, served_by, served_level, latency_s, cost)
+                    self._count_lookup(now, b, served_by, level if hit else 0, latency_s, cost)
                 elif b != self._head:
                     self._fold(b, now)
                 if type(pattern) is not str:
@@ -271,9 +275,29 @@ class Recorder:
                 p = self._patterns.get(pattern)
                 if p is None or p.head != b:
                     p = self._pattern(pattern, b, now)
-                if level == 1:
-                    self._l1_access(p, now, b, tier, key, hit, False)
-                self._lookup(p, now, b, key, served_by, deep, latency_s, cost)
+                if level != 1:
+                    self._lookup(
+                        p, now, b, key, served_by, bool(hit) and level >= 2, latency_s, cost
+                    )
+                    return
+                # an L1 read and its lookup, served at level 1 or by none (never deep): what
+                # `_l1_access` and `_lookup` add for it, written out (this is every cache hit)
+                p.last = now
+                c = p.cur
+                c[0] += 2.0  # two events: the read and the lookup
+                c[1] += 1.0
+                c[2] += latency_s
+                c[3] += cost
+                if hit is not None:
+                    c[9] += 1.0
+                    if not hit:
+                        c[10] += 1.0
+                srv = p.served
+                srv[served_by] = srv.get(served_by, 0) + 1
+                if type(key) is str:
+                    self._fills.pop(key, None)  # read back: that fill was useful
+            finally:
+                lock.release()
         except Exception as exc:
             self._fault(exc)
 

@@ -90,7 +90,9 @@ class HistogramSlot:
 
     def record(self, value: float, extra: float = 0.0) -> None:
         index = bisect_left(self.bounds, value)
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # not ``with``: twice the cost on the per-access path
+        try:
             self.counts[index] += 1
             self.count += 1
             self.sum += value
@@ -99,6 +101,8 @@ class HistogramSlot:
                 self.min = value
             if value > self.max:
                 self.max = value
+        finally:
+            lock.release()
 
     def point(self) -> HistogramPoint:
         with self.lock:

@@ -53,6 +53,7 @@ class Handle:
             settings.implicit_window_s,
             self._observe,
             self._single_path(),
+            self.emitter,
         )
         self.instrumentors: list[Any] = []
         self.auto = False  # started by an instrumentor without init()
@@ -63,6 +64,7 @@ class Handle:
         """The advisor's findings; ``max_age_s`` allows a cached answer (they cost ~1 ms)."""
         if self.advisor is None:
             return []
+        self.grouper.drain()
         now = time.monotonic()
         at, found = self._suggested
         if now - at > max_age_s:

@@ -194,6 +194,7 @@ def _candidates(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
         h = _PROCESS.handle
         if h is None or h.advisor is None:
             return
+        h.grouper.drain()
         for c in h.advisor.candidates():
             yield (
                 float(getattr(c, field)),
@@ -213,6 +214,7 @@ def _ttl_points(field: str) -> Callable[[], Iterable[tuple[float, dict[str, Any]
         h = _PROCESS.handle
         if h is None or h.whatif is None:
             return
+        h.grouper.drain()
         for row in h.whatif.rows():
             yield float(row[field]), {TTL: f"{row['ttl_s']:g}"}
 
