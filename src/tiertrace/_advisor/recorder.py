@@ -197,7 +197,8 @@ class Recorder:
         try:
             if not (0.0 <= latency_s < _MAX and 0.0 <= cost < _MAX) or type(tier) is not str:
                 return
-            with self._lock:
+            self._lock.acquire()
+            try:
                 now = self._clock()
                 b = int(now * self._inv_w)
                 if self._source is None:
@@ -210,6 +211,8 @@ class Recorder:
                 if p is None or p.head != b:
                     p = self._pattern(pattern, b, now)
                 self._l1_access(p, now, b, tier, key, hit, is_write)
+            finally:
+                self._lock.release()
         except Exception as exc:
             self._fault(exc)
 
@@ -229,7 +232,8 @@ class Recorder:
             if type(pattern) is not str or type(served_by) is not str:
                 return
             deep = served_level >= 2  # before any table is touched: a bad level changes nothing
-            with self._lock:
+            self._lock.acquire()
+            try:
                 now = self._clock()
                 b = int(now * self._inv_w)
                 if self._source is None:
@@ -240,6 +244,8 @@ class Recorder:
                 if p is None or p.head != b:
                     p = self._pattern(pattern, b, now)
                 self._lookup(p, now, b, key, served_by, deep, latency_s, cost)
+            finally:
+                self._lock.release()
         except Exception as exc:
             self._fault(exc)
 

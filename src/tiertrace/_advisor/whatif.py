@@ -209,7 +209,8 @@ class WhatIf:
 
     def _read(self, key: str, h: int) -> None:
         now = self.clock()
-        with self.lock:
+        self.lock.acquire()
+        try:
             if self.first_seen is None:
                 self.first_seen = now
             entry = self.keys.get(key)
@@ -232,13 +233,18 @@ class WhatIf:
                     entry[i + 1] = now  # a miss: cache-aside fills it now
                 reads[i] += w
                 count[i] += 1
+        finally:
+            self.lock.release()
 
     def _invalidate(self, key: str) -> None:
-        with self.lock:
+        self.lock.acquire()
+        try:
             entry = self.keys.get(key)
             if entry is not None:
                 for i in range(1, len(entry)):
                     entry[i] = _NEVER
+        finally:
+            self.lock.release()
 
     def _halve(self) -> None:
         """Keep the sample under ``capacity``: halve the rate, drop keys above the threshold."""

@@ -233,7 +233,7 @@ class Grouper:
             self.observe(acc)
             explicit.add(acc)
             return
-        if not self.implicit:
+        if not self.implicit or not (read or pending):  # or a write with nothing pending
             self.observe(acc)
             return
         key = _context_key()
@@ -242,7 +242,8 @@ class Grouper:
         closing: Lookup | Access | None = None  # what this access closes (at most one)
         first: Access | None = None  # a lone first read that a second access now joins
         lk: Lookup | None = None
-        with self.lock:
+        self.lock.acquire()
+        try:
             entry = pending.get(key)
             if entry is not None:
                 if isinstance(entry, Lookup):
@@ -266,6 +267,8 @@ class Grouper:
                 pending[key] = acc
                 if type(key) is not int and key not in self.watched:
                     self._watch(key)
+        finally:
+            self.lock.release()
         if closing is not None:
             self._finish(closing)
         if first is not None:
