@@ -56,7 +56,7 @@ from tiertrace._contract.names import (
     TIER,
     TIER_LEVEL,
 )
-from tiertrace._core.aggregation import Exemplar
+from tiertrace._core.aggregation import Exemplar, HistogramSlot
 from tiertrace._core.metrics import Metrics
 from tiertrace._core.tiers import Tier
 
@@ -159,15 +159,19 @@ class Access:
         return self.parent
 
 
+# where every closed access goes (the lookup grouper): True when it queued the access and will
+# `count` it itself
+Sink = Callable[[Access], "bool | None"]
+
+
 class _State:
     """What the recorder writes to; replaced as a whole by init() and shutdown()."""
 
-    def __init__(self, telemetry: Any = None, sink: Callable[[Access], None] | None = None) -> None:
+    def __init__(self, telemetry: Any = None, sink: Sink | None = None) -> None:
         self.enabled = telemetry is not None
         self.telemetry = telemetry
         self.tracer = telemetry.tracer if telemetry is not None else None
         self.metrics: Metrics = telemetry.metrics if telemetry is not None else Metrics()
-        self.slots = self.metrics.access.slots  # read directly: one dict lookup per access
         self.semconv = self.metrics.semconv
         # SDK instruments, only where tiertrace's aggregation cannot reach the readers
         self.fallback = telemetry.fallback if telemetry is not None else None
@@ -182,7 +186,7 @@ class _State:
 STATE = _State()
 
 
-def configure(telemetry: Any, sink: Callable[[Access], None] | None) -> _State:
+def configure(telemetry: Any, sink: Sink | None) -> _State:
     """Point the recorder at new telemetry (``None`` turns recording off)."""
     global STATE
     STATE = _State(telemetry, sink)
@@ -348,15 +352,12 @@ def _close(acc: Access, duration: float) -> None:
     try:
         acc.closed = True
         acc.duration_s = duration
-        tier = acc.tier
-        key = (tier.name, acc.op, acc.hit, acc.error_type)
-        slot = st.slots.get(key)
-        if slot is None:
-            slot = st.metrics.access.histogram(key, tier)
+        slot = None
         if acc.recording:
             span = acc.span
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:
+                slot = _slot(st.metrics, acc)
                 slot.exemplar = acc.exemplar = Exemplar(
                     duration, time_ns(), ctx.trace_id, ctx.span_id
                 )
@@ -370,20 +371,37 @@ def _close(acc: Access, duration: float) -> None:
             if acc.owned:  # a span that does not record has nothing to end
                 span.end()
         if st.semconv is not None:
-            st.semconv.histogram((tier.system, acc.op, acc.error_type)).record(duration)
+            st.semconv.histogram((acc.tier.system, acc.op, acc.error_type)).record(duration)
         if st.fallback is not None:
+            slot = slot or _slot(st.metrics, acc)
             st.fallback.access(acc, duration, slot.attributes)
         if st.sink is not None:
             try:
-                st.sink(acc)
+                if st.sink(acc):
+                    return  # queued: the sink counts it once it has handled it
             except Exception as fault:
                 report_fault("lookup", fault)
         # counted after the sink saw it: the advisor reads its per-tier sums from this slot,
         # and whatever a slot holds when the advisor starts a new time bucket belongs to the
         # buckets before (`tiertrace._advisor.recorder`)
-        slot.record(duration)
+        (slot or _slot(st.metrics, acc)).record(duration)
     except Exception as fault:
         report_fault("recorder", fault)
+
+
+def _slot(metrics: Metrics, acc: Access) -> HistogramSlot:
+    key = (acc.tier.name, acc.op, acc.hit, acc.error_type)
+    slot = metrics.access.slots.get(key)
+    return metrics.access.histogram(key, acc.tier) if slot is None else slot
+
+
+def count(metrics: Metrics, acc: Access) -> None:
+    """Count a closed access in its ``tiertrace.access.duration`` slot of ``metrics``.
+
+    For the sink, which counts the accesses it queued (its call returned True) once it has
+    handled them.
+    """
+    _slot(metrics, acc).record(acc.duration_s)
 
 
 def report_fault(component: str, exc: BaseException) -> None:

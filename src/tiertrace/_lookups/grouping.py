@@ -38,14 +38,16 @@ finishes (nothing more can join it), on metric collection once their window has 
 `tiertrace.flush()` and at shutdown — none is lost. A service that runs each request in a task
 of its own so keeps no finished task, and none of its accesses, until the next collection.
 
-Lookups of one L1 hit (most of the traffic) are counted a little later, in batches: the hit's
-own access point is recorded at once, while its lookup point, the advisor and the TTL what-if
-take it from a queue of at most 256 hits, emptied when full, once its oldest hit is a second
-old, before any other access is routed (so the advisor sees every access in order), and before
-anything reads the figures (`tiertrace.stats()`, `tiertrace.suggestions()`, every metric
-collection, `tiertrace.flush()`, shutdown). Handled in a batch, the same work costs less than
-hit by hit; nothing is lost and no reader sees the queue. With an `tiertrace.on_access`
-listener or ``single_access_events=True`` each lookup is handled at once.
+The most common accesses are handled a little later, in batches: an L1 hit that is a lookup of
+its own (most of the traffic) and a write with no lookup pending. Its span, if sampled, ends at
+once; its metric points, the advisor and the TTL what-if take it from a queue of at most 256
+accesses, emptied when full, once its oldest access is a second old, before any other access is
+routed (so the advisor sees every access in order), and before anything reads the figures
+(`tiertrace.stats()`, `tiertrace.suggestions()`, every metric collection, `tiertrace.flush()`,
+shutdown). Handled in a batch, the same work costs less than access by access: the code and the
+tables it touches stay in the processor's caches. Nothing is lost and no reader sees the queue.
+With an `tiertrace.on_access` listener or ``single_access_events=True``, or with implicit
+lookups off, each access is handled at once.
 """
 
 from __future__ import annotations
@@ -158,8 +160,9 @@ class Grouper:
     (``single``). The `Lookup` is built only when a second access joins. Such a read reaches
     the advisor when its lookup closes, like the lookup itself.
 
-    An L1 hit that is a lookup of its own goes to ``single`` through the `deferred` queue
-    while ``emitter.plain`` (see the module docstring); `drain` empties it.
+    While ``emitter.plain``, an L1 hit that is a lookup of its own (to ``single``) and a write
+    with nothing pending (to ``observe``) go through the `deferred` queue (see the module
+    docstring); `drain` empties it and counts each in its metric slot.
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class Grouper:
         observe: Callable[[Access], None],
         single: Callable[[Access], None],
         emitter: Plain,
+        count: Callable[[Access], None],
     ) -> None:
         self.close = close
         # an implicit lookup of one access: the access and its lookup observed together
@@ -182,20 +186,25 @@ class Grouper:
         self.watched: set[asyncio.Task[Any]] = set()  # tasks told to close theirs when done
         self.lock = threading.Lock()
         self.emitter = emitter
-        # L1 hits that are lookups of their own, waiting for ``single``; appended and taken
-        # one at a time (both atomic), so concurrent drains handle each exactly once
+        self.count = count  # counts an access in its metric slot (`tiertrace._core.recorder`)
+        # L1 hits that are lookups of their own and writes with nothing pending, waiting to be
+        # handled; appended and taken one at a time (both atomic), so concurrent drains handle
+        # each exactly once
         self.deferred: deque[Access] = deque()
-        self.drain_by = 0.0  # when the oldest queued hit is due (its perf_counter start + DEFER_S)
+        self.drain_by = 0.0  # when the oldest queued one is due (its perf_counter start + DEFER_S)
 
     def drain(self) -> None:
-        """Handle every queued L1 hit, oldest first."""
-        take, single = self.deferred.popleft, self.single
+        """Handle every queued access, oldest first, and count it in its slot."""
+        take, single, observe, count = self.deferred.popleft, self.single, self.observe, self.count
         while True:
             try:
                 acc = take()
             except IndexError:
                 return
-            single(acc)
+            try:
+                (single if acc.read else observe)(acc)
+            finally:  # counted after it was observed, like an access not queued
+                count(acc)
 
     def _finish(self, entry: Lookup | Access) -> None:
         if isinstance(entry, Lookup):
@@ -203,39 +212,41 @@ class Grouper:
         else:
             self.single(entry)
 
-    def on_access(self, acc: Access) -> None:
+    def on_access(self, acc: Access) -> bool:
+        """Route a closed access; True when it was queued (then `drain` counts it)."""
         deferred = self.deferred
         pending = self.pending
         read = acc.read
         if (
-            read
-            and acc.hit
-            and acc.level == 1
-            and self.implicit
+            self.implicit
             and _CURRENT.get() is None
-            and (not pending or _context_key() not in pending)
-        ):  # the common case: an L1 hit in no lookup, a lookup of its own
-            if not self.emitter.plain:
-                if deferred:
-                    self.drain()
-                self.single(acc)
-                return
+            and self.emitter.plain
+            and (
+                (  # an L1 hit that is a lookup of its own
+                    read
+                    and acc.hit
+                    and acc.level == 1
+                    and (not pending or _context_key() not in pending)
+                )
+                or not (read or pending)  # a write with nothing pending
+            )
+        ):  # the common cases: queued
             if not deferred:
                 self.drain_by = acc.t0 + DEFER_S
             deferred.append(acc)
             if len(deferred) >= DEFER_MAX or acc.t0 > self.drain_by:
                 self.drain()
-            return
-        if deferred:  # every access is routed after the hits before it
+            return True
+        if deferred:  # every access is routed after those before it
             self.drain()
         explicit = _CURRENT.get()
         if explicit is not None:
             self.observe(acc)
             explicit.add(acc)
-            return
+            return False
         if not self.implicit or not (read or pending):  # or a write with nothing pending
             self.observe(acc)
-            return
+            return False
         key = _context_key()
         # an L1 hit here closes the lookup pending in its context; another read starts one
         starts = read and not (acc.hit and acc.level == 1)
@@ -280,6 +291,7 @@ class Grouper:
                 self.single(acc)
             else:
                 self.observe(acc)
+        return False
 
     def _watch(self, task: Any) -> None:
         # called with the lock held; ``task`` is the asyncio task of the pending lookup

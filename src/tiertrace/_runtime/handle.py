@@ -8,6 +8,7 @@ process state around it (which handle is live, the providers tiertrace installed
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +55,7 @@ class Handle:
             self._observe,
             self._single_path(),
             self.emitter,
+            functools.partial(recorder.count, self.telemetry.metrics),
         )
         self.instrumentors: list[Any] = []
         self.auto = False  # started by an instrumentor without init()
