@@ -15,7 +15,9 @@ Cost on the hot path is kept at the SDK's floor:
   span is never attached as the current context;
 * the metric point goes to an aggregation slot resolved once per (tier, operation, hit, error)
   (`tiertrace._core.aggregation`): no OpenTelemetry instrument call per access; the slot keeps
-  the trace and span id of the latest sampled access as its exemplar;
+  the trace and span id of the latest sampled access as its exemplar. The point is counted after
+  the access sink (the lookup grouper) saw the access, by the sink itself when it queued the
+  access for a batch (`count`);
 * metrics never depend on spans: with tracing off the histogram and cost still work.
 
 Coexistence: when another instrumentation of the same client (opentelemetry-instrumentation-

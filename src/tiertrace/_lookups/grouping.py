@@ -39,15 +39,16 @@ finishes (nothing more can join it), on metric collection once their window has 
 of its own so keeps no finished task, and none of its accesses, until the next collection.
 
 The most common accesses are handled a little later, in batches: an L1 hit that is a lookup of
-its own (most of the traffic) and a write with no lookup pending. Its span, if sampled, ends at
-once; its metric points, the advisor and the TTL what-if take it from a queue of at most 256
-accesses, emptied when full, once its oldest access is a second old, before any other access is
-routed (so the advisor sees every access in order), and before anything reads the figures
-(`tiertrace.stats()`, `tiertrace.suggestions()`, every metric collection, `tiertrace.flush()`,
-shutdown). Handled in a batch, the same work costs less than access by access: the code and the
-tables it touches stay in the processor's caches. Nothing is lost and no reader sees the queue.
-With an `tiertrace.on_access` listener or ``single_access_events=True``, or with implicit
-lookups off, each access is handled at once.
+its own (most of the traffic), a write with no lookup pending, and a lone read (a PostgreSQL or
+Chroma read nothing joined) once the next access closes its lookup, with that next access. Its
+span, if sampled, ends at once; its metric points, the advisor and the TTL what-if take it from
+a queue of at most 256 accesses, emptied when full, once its oldest access is a second old,
+before any other access is routed (so the advisor sees every access in order), and before
+anything reads the figures (`tiertrace.stats()`, `tiertrace.suggestions()`, every metric
+collection, `tiertrace.flush()`, shutdown). Handled in a batch, the same work costs less than
+access by access: the code and the tables it touches stay in the processor's caches. Nothing is
+lost and no reader sees the queue. With an `tiertrace.on_access` listener or
+``single_access_events=True``, or with implicit lookups off, each access is handled at once.
 """
 
 from __future__ import annotations
@@ -160,9 +161,11 @@ class Grouper:
     (``single``). The `Lookup` is built only when a second access joins. Such a read reaches
     the advisor when its lookup closes, like the lookup itself.
 
-    While ``emitter.plain``, an L1 hit that is a lookup of its own (to ``single``) and a write
-    with nothing pending (to ``observe``) go through the `deferred` queue (see the module
-    docstring); `drain` empties it and counts each in its metric slot.
+    While ``emitter.plain``, an L1 hit that is a lookup of its own (to ``single``), a write
+    with nothing pending (to ``observe``) and a lone read closed by the next access (to
+    ``single``, with that access after it) go through the `deferred` queue (see the module
+    docstring); `drain` empties it. An access queued by `on_access` is counted in its metric
+    slot (``count``) when it is handled, so that it stays after every observation before it.
     """
 
     def __init__(
@@ -190,21 +193,34 @@ class Grouper:
         # L1 hits that are lookups of their own and writes with nothing pending, waiting to be
         # handled; appended and taken one at a time (both atomic), so concurrent drains handle
         # each exactly once
-        self.deferred: deque[Access] = deque()
-        self.drain_by = 0.0  # when the oldest queued one is due (its perf_counter start + DEFER_S)
+        self.deferred: deque[tuple[Callable[[Access], None], Access]] = deque()
+        self.drain_by = 0.0  # when the oldest queued one is due (perf_counter, + DEFER_S)
+        self.routed = self._routed  # bound once: queued with every access `on_access` queues
 
     def drain(self) -> None:
-        """Handle every queued access, oldest first, and count it in its slot."""
-        take, single, observe, count = self.deferred.popleft, self.single, self.observe, self.count
+        """Handle every queued access, oldest first."""
+        take = self.deferred.popleft
         while True:
             try:
-                acc = take()
+                handle, acc = take()
             except IndexError:
                 return
-            try:
-                (single if acc.read else observe)(acc)
-            finally:  # counted after it was observed, like an access not queued
-                count(acc)
+            handle(acc)
+
+    def _routed(self, acc: Access) -> None:
+        """What `on_access` queued: handled, then counted in its slot."""
+        try:
+            (self.single if acc.read else self.observe)(acc)
+        finally:  # counted after it was observed, like an access not queued
+            self.count(acc)
+
+    def _defer(self, handle: Callable[[Access], None], acc: Access, now: float) -> None:
+        deferred = self.deferred
+        if not deferred:
+            self.drain_by = now + DEFER_S
+        deferred.append((handle, acc))
+        if len(deferred) >= DEFER_MAX or now > self.drain_by:
+            self.drain()
 
     def _finish(self, entry: Lookup | Access) -> None:
         if isinstance(entry, Lookup):
@@ -233,7 +249,7 @@ class Grouper:
         ):  # the common cases: queued
             if not deferred:
                 self.drain_by = acc.t0 + DEFER_S
-            deferred.append(acc)
+            deferred.append((self.routed, acc))
             if len(deferred) >= DEFER_MAX or acc.t0 > self.drain_by:
                 self.drain()
             return True
@@ -281,6 +297,12 @@ class Grouper:
         finally:
             self.lock.release()
         if closing is not None:
+            if type(closing) is Access and self.emitter.plain:
+                # a lone read: queued, and so is all this access still needs (its count
+                # included, to stay after that read's observation)
+                self._defer(self.single, closing, acc.t0)
+                self._defer(self.count if starts else self.routed, acc, acc.t0)
+                return True
             self._finish(closing)
         if first is not None:
             self.observe(first)
@@ -307,6 +329,7 @@ class Grouper:
             self.watched.discard(task)
             lk = self.pending.pop(task, None)
         if lk is not None:
+            self.drain()
             self._finish(lk)
 
     def flush(self, everything: bool = True) -> None:
