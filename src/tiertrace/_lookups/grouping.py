@@ -195,7 +195,8 @@ class Grouper:
         # each exactly once
         self.deferred: deque[tuple[Callable[[Access], None], Access]] = deque()
         self.drain_by = 0.0  # when the oldest queued one is due (perf_counter, + DEFER_S)
-        self.routed = self._routed  # bound once: queued with every access `on_access` queues
+        # bound once: queued with the accesses `on_access` queues
+        self.routed, self.joined = self._routed, self._joined
 
     def drain(self) -> None:
         """Handle every queued access, oldest first."""
@@ -208,10 +209,17 @@ class Grouper:
             handle(acc)
 
     def _routed(self, acc: Access) -> None:
-        """What `on_access` queued: handled, then counted in its slot."""
+        """A lookup of its own or a write nothing joined: handled, then counted in its slot."""
         try:
             (self.single if acc.read else self.observe)(acc)
         finally:  # counted after it was observed, like an access not queued
+            self.count(acc)
+
+    def _joined(self, acc: Access) -> None:
+        """An access that joined a lookup: observed, then counted in its slot."""
+        try:
+            self.observe(acc)
+        finally:
             self.count(acc)
 
     def _defer(self, handle: Callable[[Access], None], acc: Access, now: float) -> None:
@@ -230,14 +238,11 @@ class Grouper:
 
     def on_access(self, acc: Access) -> bool:
         """Route a closed access; True when it was queued (then `drain` counts it)."""
-        deferred = self.deferred
         pending = self.pending
         read = acc.read
-        if (
-            self.implicit
-            and _CURRENT.get() is None
-            and self.emitter.plain
-            and (
+        plain = self.emitter.plain
+        if self.implicit and _CURRENT.get() is None:
+            if plain and (
                 (  # an L1 hit that is a lookup of its own
                     read
                     and acc.hit
@@ -245,24 +250,32 @@ class Grouper:
                     and (not pending or _context_key() not in pending)
                 )
                 or not (read or pending)  # a write with nothing pending
-            )
-        ):  # the common cases: queued
-            if not deferred:
-                self.drain_by = acc.t0 + DEFER_S
-            deferred.append((self.routed, acc))
-            if len(deferred) >= DEFER_MAX or acc.t0 > self.drain_by:
-                self.drain()
-            return True
-        if deferred:  # every access is routed after those before it
+            ):  # the most common cases
+                deferred = self.deferred
+                if not deferred:
+                    self.drain_by = acc.t0 + DEFER_S
+                deferred.append((self.routed, acc))
+                if len(deferred) >= DEFER_MAX or acc.t0 > self.drain_by:
+                    self.drain()
+                return True
+            return self._implicit(acc, read, plain)
+        if self.deferred:  # every access is handled after those before it
             self.drain()
         explicit = _CURRENT.get()
         if explicit is not None:
             self.observe(acc)
             explicit.add(acc)
-            return False
-        if not self.implicit or not (read or pending):  # or a write with nothing pending
+        else:
             self.observe(acc)
-            return False
+        return False
+
+    def _implicit(self, acc: Access, read: bool, plain: bool) -> bool:
+        """Group an access into its context's implicit lookup (see the module docstring).
+
+        The decision is taken now; while ``plain``, what it leads to is queued in order
+        (a `Lookup` closing is handled at once, after the queue), else handled at once.
+        """
+        pending = self.pending
         key = _context_key()
         # an L1 hit here closes the lookup pending in its context; another read starts one
         starts = read and not (acc.hit and acc.level == 1)
@@ -296,24 +309,32 @@ class Grouper:
                     self._watch(key)
         finally:
             self.lock.release()
-        if closing is not None:
-            if type(closing) is Access and self.emitter.plain:
-                # a lone read: queued, and so is all this access still needs (its count
-                # included, to stay after that read's observation)
-                self._defer(self.single, closing, acc.t0)
-                self._defer(self.count if starts else self.routed, acc, acc.t0)
-                return True
-            self._finish(closing)
-        if first is not None:
-            self.observe(first)
-        if lk is not None:
-            self.observe(acc)
-        elif not starts:  # a write with nothing pending, or an L1 hit that closed one
-            if read:
-                self.single(acc)
-            else:
+        if not plain:
+            if self.deferred:
+                self.drain()
+            if closing is not None:
+                self._finish(closing)
+            if first is not None:
+                self.observe(first)
+            if lk is not None:
                 self.observe(acc)
-        return False
+            elif not starts:  # a write with nothing pending, or an L1 hit that closed one
+                (self.single if read else self.observe)(acc)
+            return False
+        now = acc.t0
+        if isinstance(closing, Lookup):
+            self.drain()
+            self.close(closing)
+        elif closing is not None:  # a lone read
+            self._defer(self.single, closing, now)
+        if first is not None:  # counted when it started its lookup
+            self._defer(self.observe, first, now)
+        # then this access, counted after what it is observed with
+        if lk is not None:
+            self._defer(self.joined, acc, now)
+        else:  # a read that now waits in its lookup, or a write or an L1 hit that closed one
+            self._defer(self.count if starts else self.routed, acc, now)
+        return True
 
     def _watch(self, task: Any) -> None:
         # called with the lock held; ``task`` is the asyncio task of the pending lookup
