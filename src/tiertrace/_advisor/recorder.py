@@ -24,11 +24,11 @@ time bucket arrives, and whenever a window is read, it moves what the aggregatio
 the last such fold into the bucket of that fold. The hot path then touches only the patterns,
 keys and fills. tiertrace counts an access or lookup in its slot just *after* the advisor
 observed it, so the observation that starts a new bucket is not in what the fold moves into the
-bucket before: it lands in its own, and windows stay exact. One exception, by at most a second:
-an L1 hit that is a lookup of its own reaches the advisor in a batch, up to a second after its
-access was counted (`tiertrace._lookups.grouping`), so near a bucket boundary such a hit's access
-is in one bucket and its lookup in the next. Without a source (the advisor on its own)
-``observe_*`` count those sums themselves.
+bucket before: it lands in its own, and windows stay exact. Accesses reach the advisor in
+batches, up to a second after they happened, and are counted in their slot just after
+(`tiertrace._lookups.grouping`): near a bucket boundary an access can so land in the bucket
+after the one it happened in. Without a source (the advisor on its own) ``observe_*`` count
+those sums themselves.
 """
 
 from __future__ import annotations

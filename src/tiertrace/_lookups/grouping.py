@@ -38,16 +38,15 @@ finishes (nothing more can join it), on metric collection once their window has 
 `tiertrace.flush()` and at shutdown — none is lost. A service that runs each request in a task
 of its own so keeps no finished task, and none of its accesses, until the next collection.
 
-The most common accesses are handled a little later, in batches: an L1 hit that is a lookup of
-its own (most of the traffic), a write with no lookup pending, and a lone read (a PostgreSQL or
-Chroma read nothing joined) once the next access closes its lookup, with that next access. Its
-span, if sampled, ends at once; its metric points, the advisor and the TTL what-if take it from
-a queue of at most 256 accesses, emptied when full, once its oldest access is a second old,
-before any other access is routed (so the advisor sees every access in order), and before
-anything reads the figures (`tiertrace.stats()`, `tiertrace.suggestions()`, every metric
-collection, `tiertrace.flush()`, shutdown). Handled in a batch, the same work costs less than
-access by access: the code and the tables it touches stay in the processor's caches. Nothing is
-lost and no reader sees the queue. With an `tiertrace.on_access` listener or
+What follows an access outside explicit lookups once its span has ended — its metric points,
+the advisor and the TTL what-if — is handled a little later, in batches. The grouping decision is
+taken at once; the work it leads to joins a queue of at most 256 accesses, handled in order when
+full, once its oldest access is a second old, before an access in an explicit lookup, before an
+implicit lookup of several accesses is closed (at once), and before anything reads the figures
+(`tiertrace.stats()`, `tiertrace.suggestions()`, every metric collection, `tiertrace.flush()`,
+shutdown). Handled in a batch, the same work costs less than access by access: the code and the
+tables it touches stay in the processor's caches. Nothing is lost, the advisor sees every access
+in order, and no reader sees the queue. With an `tiertrace.on_access` listener or
 ``single_access_events=True``, or with implicit lookups off, each access is handled at once.
 """
 
@@ -73,7 +72,7 @@ from tiertrace._core.recorder import Access
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_CHAIN = 64  # accesses kept per lookup for its span links and event; the rest are counted
-DEFER_MAX = 256  # lookups of one L1 hit queued at most before they are handled
+DEFER_MAX = 256  # accesses queued at most before they are handled
 DEFER_S = 1.0  # the longest a queued one waits for the queue to fill (seconds)
 
 
@@ -161,11 +160,10 @@ class Grouper:
     (``single``). The `Lookup` is built only when a second access joins. Such a read reaches
     the advisor when its lookup closes, like the lookup itself.
 
-    While ``emitter.plain``, an L1 hit that is a lookup of its own (to ``single``), a write
-    with nothing pending (to ``observe``) and a lone read closed by the next access (to
-    ``single``, with that access after it) go through the `deferred` queue (see the module
-    docstring); `drain` empties it. An access queued by `on_access` is counted in its metric
-    slot (``count``) when it is handled, so that it stays after every observation before it.
+    While ``emitter.plain``, what `on_access` decides for an access outside explicit lookups
+    goes through the `deferred` queue (see the module docstring), the closing of a `Lookup`
+    excepted; `drain` empties it. An access queued so is counted in its metric slot (``count``)
+    when it is handled, after every observation before it.
     """
 
     def __init__(
@@ -190,9 +188,8 @@ class Grouper:
         self.lock = threading.Lock()
         self.emitter = emitter
         self.count = count  # counts an access in its metric slot (`tiertrace._core.recorder`)
-        # L1 hits that are lookups of their own and writes with nothing pending, waiting to be
-        # handled; appended and taken one at a time (both atomic), so concurrent drains handle
-        # each exactly once
+        # (what to do, the access) in order; appended and taken one at a time (both atomic), so
+        # concurrent drains handle each exactly once
         self.deferred: deque[tuple[Callable[[Access], None], Access]] = deque()
         self.drain_by = 0.0  # when the oldest queued one is due (perf_counter, + DEFER_S)
         # bound once: queued with the accesses `on_access` queues
@@ -261,12 +258,10 @@ class Grouper:
             return self._implicit(acc, read, plain)
         if self.deferred:  # every access is handled after those before it
             self.drain()
+        self.observe(acc)
         explicit = _CURRENT.get()
         if explicit is not None:
-            self.observe(acc)
             explicit.add(acc)
-        else:
-            self.observe(acc)
         return False
 
     def _implicit(self, acc: Access, read: bool, plain: bool) -> bool:
@@ -354,7 +349,7 @@ class Grouper:
             self._finish(lk)
 
     def flush(self, everything: bool = True) -> None:
-        """Handle the queued L1 hits, then close pending lookups: all of them, or only those
+        """Handle the queued accesses, then close pending lookups: all of them, or only those
         whose window has passed."""
         self.drain()
         oldest = perf_counter() - self.window_s
