@@ -274,6 +274,23 @@ def test_listener_that_raises_is_counted_and_does_not_break_the_lookup(
     assert [(a, p.value) for a, p in errors] == [({"tiertrace.component": "listener"}, 1)]
 
 
+def test_a_fault_while_queued_accesses_are_handled_is_counted_and_loses_no_access(
+    make_telemetry: Any, r: redis.Redis
+) -> None:
+    t = make_telemetry(instrument=["redis"])
+
+    def broken(_acc: Any) -> None:  # a fault of tiertrace's own, after the calls returned
+        raise RuntimeError("injected")
+
+    t.handle.grouper.single = broken  # handles the queued cache hits
+    r.set("user:1:profile", "v")
+    for _ in range(300):  # more than one batch of queued accesses
+        assert r.get("user:1:profile") == b"v"
+    assert tiertrace.stats()["self_errors"] == {"lookup": 300}
+    assert t.access_count(db__operation__name="GET", tiertrace__hit=True) == 300
+    assert t.access_count(db__operation__name="SET") == 1
+
+
 def test_threads_keep_their_lookups_apart(
     telemetry: Any, redis_url: str, pg_dsn: str, table: str
 ) -> None:

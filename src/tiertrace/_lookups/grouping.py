@@ -196,14 +196,18 @@ class Grouper:
         self.routed, self.joined = self._routed, self._joined
 
     def drain(self) -> None:
-        """Handle every queued access, oldest first."""
+        """Handle every queued access, oldest first (a fault is counted, never raised: an
+        access queued is counted by the queue alone)."""
         take = self.deferred.popleft
         while True:
             try:
                 handle, acc = take()
             except IndexError:
                 return
-            handle(acc)
+            try:
+                handle(acc)
+            except Exception as fault:
+                _access.report_fault("lookup", fault)
 
     def _routed(self, acc: Access) -> None:
         """A lookup of its own or a write nothing joined: handled, then counted in its slot."""
