@@ -63,7 +63,7 @@ base_objects, base_bytes = len(gc.get_objects()), ours()
 out = []
 for _ in range(3):
     run({calls})
-    tiertrace.stats()
+    {between}
     gc.collect()
     out.append((len(gc.get_objects()) - base_objects, ours() - base_bytes))
 print(json.dumps(out))
@@ -76,7 +76,10 @@ def test_repeated_identical_work_keeps_live_objects_and_memory_flat(
     client: str, redis_url: str, pg_dsn: str
 ) -> None:
     setup, call, calls = _WORK[client]
-    script = textwrap.dedent(_SCRIPT).format(setup=setup, call=call, calls=calls)
+    # psycopg's own leak tests call nothing of tiertrace between repetitions: with a connection
+    # each, neither does this round (the connection's close hands over what tiertrace queued)
+    between = "pass" if client == "psycopg, a connection each" else "tiertrace.stats()"
+    script = textwrap.dedent(_SCRIPT).format(setup=setup, call=call, calls=calls, between=between)
     target = redis_url if client.startswith("redis") else pg_dsn
     done = subprocess.run(
         [sys.executable, "-c", script, target], capture_output=True, text=True, timeout=300

@@ -169,7 +169,12 @@ Sink = Callable[[Access], "bool | None"]
 class _State:
     """What the recorder writes to; replaced as a whole by init() and shutdown()."""
 
-    def __init__(self, telemetry: Any = None, sink: Sink | None = None) -> None:
+    def __init__(
+        self,
+        telemetry: Any = None,
+        sink: Sink | None = None,
+        settle: Callable[[], None] | None = None,
+    ) -> None:
         self.enabled = telemetry is not None
         self.telemetry = telemetry
         self.tracer = telemetry.tracer if telemetry is not None else None
@@ -178,6 +183,7 @@ class _State:
         # SDK instruments, only where tiertrace's aggregation cannot reach the readers
         self.fallback = telemetry.fallback if telemetry is not None else None
         self.sink = sink
+        self.settle = settle  # handles what the sink queued
         self.start_sets: dict[tuple[Any, ...], tuple[Extra, Extra, dict[str, Any]]] = {}
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
@@ -188,11 +194,25 @@ class _State:
 STATE = _State()
 
 
-def configure(telemetry: Any, sink: Sink | None) -> _State:
-    """Point the recorder at new telemetry (``None`` turns recording off)."""
+def configure(
+    telemetry: Any, sink: Sink | None, settle: Callable[[], None] | None = None
+) -> _State:
+    """Point the recorder at new telemetry (``None`` turns recording off); ``settle`` handles
+    what ``sink`` queued."""
     global STATE
-    STATE = _State(telemetry, sink)
+    STATE = _State(telemetry, sink, settle)
     return STATE
+
+
+def settle() -> None:
+    """Handle every access the sink queued, now (an instrumentor calls it where a client's
+    work ends, e.g. a psycopg connection closing, so that nothing of it stays queued)."""
+    drain = STATE.settle
+    if drain is not None:
+        try:
+            drain()
+        except Exception as fault:
+            report_fault("lookup", fault)
 
 
 def active() -> Context | None:

@@ -146,7 +146,7 @@ def _start(settings: Settings, auto: bool) -> Handle:
 def _wire(h: Handle) -> None:
     s = h.settings
     TIERS.set(s.tiers)
-    state = recorder.configure(h.telemetry, h.grouper.on_access)
+    state = recorder.configure(h.telemetry, h.grouper.on_access, h.grouper.drain)
     state.capture_keys = s.capture_keys
     state.capture_query_text = s.capture_query_text
     state.capture_error_messages = s.capture_error_messages

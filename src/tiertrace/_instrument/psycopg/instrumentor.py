@@ -243,6 +243,26 @@ def _close_async(original: Callable[..., Any]) -> Callable[..., Any]:
     return close
 
 
+def _connection_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A connection closing: what tiertrace queued of its work is handled now, so nothing of a
+    closed connection's work stays alive (psycopg's own leak tests count live objects after
+    each connection's work)."""
+
+    def close(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _access.settle()
+        return original(instance, *args, **kwargs)
+
+    return close
+
+
+def _connection_close_async(original: Callable[..., Any]) -> Callable[..., Any]:
+    async def close(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _access.settle()
+        return await original(instance, *args, **kwargs)
+
+    return close
+
+
 def _copy(original: Callable[..., Any]) -> Callable[..., Any]:
     def copy(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
         started = None
@@ -258,6 +278,8 @@ def _copy(original: Callable[..., Any]) -> Callable[..., Any]:
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
 _TARGETS = (
+    ("psycopg", "Connection.close", _connection_close),
+    ("psycopg", "AsyncConnection.close", _connection_close_async),
     ("psycopg", "Cursor.execute", _exec),
     ("psycopg", "Cursor.executemany", _executemany),
     ("psycopg", "Cursor.copy", _copy),
