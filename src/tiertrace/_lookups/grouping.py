@@ -251,7 +251,7 @@ class Grouper:
                     and (not pending or _context_key() not in pending)
                 )
                 or not (read or pending)  # a write with nothing pending
-            ):  # the most common cases
+            ):  # the most common cases: `_defer` written out (the per-access path)
                 deferred = self.deferred
                 if not deferred:
                     self.drain_by = acc.t0 + DEFER_S
