@@ -209,10 +209,7 @@ def settle() -> None:
     work ends, e.g. a psycopg connection closing, so that nothing of it stays queued)."""
     drain = STATE.settle
     if drain is not None:
-        try:
-            drain()
-        except Exception as fault:
-            report_fault("lookup", fault)
+        drain()  # counts its faults, never raises
 
 
 def active() -> Context | None:

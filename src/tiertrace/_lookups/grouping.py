@@ -271,8 +271,8 @@ class Grouper:
     def _implicit(self, acc: Access, read: bool, plain: bool) -> bool:
         """Group an access into its context's implicit lookup (see the module docstring).
 
-        The decision is taken now; while ``plain``, what it leads to is queued in order
-        (a `Lookup` closing is handled at once, after the queue), else handled at once.
+        The decision is taken now; what it leads to is queued in order (a `Lookup` closing is
+        handled at once, after the queue), and handled at once unless ``plain``.
         """
         pending = self.pending
         key = _context_key()
@@ -308,18 +308,6 @@ class Grouper:
                     self._watch(key)
         finally:
             self.lock.release()
-        if not plain:
-            if self.deferred:
-                self.drain()
-            if closing is not None:
-                self._finish(closing)
-            if first is not None:
-                self.observe(first)
-            if lk is not None:
-                self.observe(acc)
-            elif not starts:  # a write with nothing pending, or an L1 hit that closed one
-                (self.single if read else self.observe)(acc)
-            return False
         now = acc.t0
         if isinstance(closing, Lookup):
             self.drain()
@@ -333,6 +321,8 @@ class Grouper:
             self._defer(self.joined, acc, now)
         else:  # a read that now waits in its lookup, or a write or an L1 hit that closed one
             self._defer(self.count if starts else self.routed, acc, now)
+        if not plain:  # a listener or a log record wants each lookup at once
+            self.drain()
         return True
 
     def _watch(self, task: Any) -> None:
