@@ -29,6 +29,6 @@ def switch_off(part: str) -> None:
         WhatIf.observe = nothing  # type: ignore[method-assign]
     elif part == "grouping":  # no sink at all
         configure = recorder.configure
-        recorder.configure = lambda telemetry, _sink, _settle: configure(telemetry, None)  # type: ignore[assignment]
+        recorder.configure = lambda telemetry, _sink, _settle=None: configure(telemetry, None)  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown part {part!r} (one of {', '.join(PARTS)})")
