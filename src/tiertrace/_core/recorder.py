@@ -34,12 +34,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from time import perf_counter, time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_KEY
 from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     INVALID_SPAN,
     NonRecordingSpan,
@@ -88,13 +90,24 @@ def _foreign_loaded() -> bool:
 _MAX_ATTR_SETS = 4096
 
 
+def _context_reader() -> Callable[[], Context]:
+    """How an access reads the current context: with OpenTelemetry's default runtime context,
+    its context variable's own ``get`` (one C call, where `opentelemetry.context.get_current`
+    is two Python frames on the per-call path); with any other (``OTEL_PYTHON_CONTEXT``),
+    ``get_current``."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar):
+        return var.get
+    return otel_context.get_current
+
+
 class Access:
     """One access in flight; instrumentors fill the optional fields, the recorder the rest."""
 
     __slots__ = (
         "closed",
         "context",
-        "cost",
         "duration_s",
         "error_type",
         "exemplar",
@@ -139,7 +152,6 @@ class Access:
         self.span = span
         self.owned = owned
         self.recording = recording  # span.is_recording(), which the caller knows
-        self.cost = tier.cost(op)
         self.hit: bool | None = None
         self.error_type: str | None = None
         self.exemplar: Exemplar | None = None  # set when the span was sampled
@@ -153,6 +165,11 @@ class Access:
         self.duration_s = 0.0
         self.closed = False
         self.t0 = perf_counter()
+
+    @property
+    def cost(self) -> float:
+        """The access's price, at its tier's prices (read after the call, never on its path)."""
+        return self.tier.cost(self.op)
 
     def caller(self) -> Span:
         """The span that was current when the access started (the caller's)."""
@@ -184,6 +201,7 @@ class _State:
         self.fallback = telemetry.fallback if telemetry is not None else None
         self.sink = sink
         self.settle = settle  # handles what the sink queued
+        self.current = _context_reader()
         self.start_sets: dict[tuple[Any, ...], tuple[Extra, Extra, dict[str, Any]]] = {}
         self.faults_logged: set[tuple[str, str]] = set()
         self.capture_keys = "template"
@@ -215,9 +233,10 @@ def settle() -> None:
 def active() -> Context | None:
     """The current context when a call should be recorded now (init() done, not suppressed),
     else None; hand it to `start`, which then reads the current span from it."""
-    if not STATE.enabled:
+    st = STATE
+    if not st.enabled:
         return None
-    ctx = otel_context.get_current()
+    ctx = st.current()
     return None if ctx.get(SUPPRESS_KEY) else ctx
 
 
@@ -242,8 +261,9 @@ def start(
     """
     st = STATE
     if ctx is None:
-        ctx = otel_context.get_current()
-    if _foreign_loaded():
+        ctx = st.current()
+    # `_foreign_loaded` written out for the unchanged case (the per-call path)
+    if _FOREIGN[1] if len(sys.modules) == _FOREIGN[0] else _foreign_loaded():
         parent = get_current_span(ctx)
         scope = getattr(parent, "instrumentation_scope", None)
         if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():

@@ -107,12 +107,13 @@ class Emitter:
         except Exception as fault:
             _access.report_fault("lookup", fault)
 
-    def record_single(self, acc: Access) -> None:
+    def record_single(self, acc: Access, cost: float) -> None:
         """The metric point of the implicit lookup of one read: an L1 hit, or a lone read
         nothing joined (served by its tier if it hit, else by ``none``).
 
         Such a lookup has no span, no log record and no payload (see `plain`): its point is
-        recorded here without building a `Lookup`; the advisor is fed by the caller.
+        recorded here without building a `Lookup`; the advisor is fed by the caller, which
+        gives the access's ``cost`` it read once for both.
         """
         try:
             key = (acc.tier.name, acc.level, None) if acc.hit else ("none", 0, None)
@@ -120,7 +121,7 @@ class Emitter:
             if slot is None:
                 slot = self.telemetry.metrics.lookup.histogram(key)
             seconds = acc.duration_s
-            slot.record(seconds, acc.cost)
+            slot.record(seconds, cost)
             if acc.exemplar is not None:  # the lookup is that access: so is its exemplar
                 slot.exemplar = acc.exemplar
             fallback = self.telemetry.fallback

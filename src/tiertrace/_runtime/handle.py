@@ -105,13 +105,14 @@ class Handle:
                 observe(acc)
                 close(Lookup(False, first=acc))
                 return
+            cost = acc.cost
             if advisor_alone is not None:
                 advisor_alone(acc.tier.name, acc.level, acc.pattern, acc.key, acc.duration_s,
-                              acc.cost, acc.hit)  # fmt: skip
+                              cost, acc.hit)  # fmt: skip
             whatif = handle._whatif_observe  # read each time: it can be switched off
             if whatif is not None and acc.level == 1 and acc.error_type is None:
                 whatif(acc.key, True, acc.ttl_s, acc.op)
-            record(acc)
+            record(acc, cost)
 
         return single
 
