@@ -39,19 +39,22 @@ KINDS = {
 }
 KEYLESS = frozenset("SCAN XREAD XREADGROUP RANDOMKEY".split())
 SCANS = frozenset("SCAN HSCAN SSCAN ZSCAN".split())
-_SPECS: dict[Any, tuple[str, int]] = {}
+# (operation, kind, whether its first key is its first argument, whether it may set a TTL)
+Spec = tuple[str, int, bool, bool]
+_SPECS: dict[Any, Spec] = {}
 
 
-def spec(name: Any) -> tuple[str, int]:
-    spec = _SPECS.get(name)
-    if spec is None:
+def spec(name: Any) -> Spec:
+    """What a command name is: one dict lookup for a name seen before (the per-call path)."""
+    found = _SPECS.get(name)
+    if found is None:
         text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
         op = text.upper()
         kind = IGNORE if op.split(" ", 1)[0] in IGNORED else KINDS.get(op, WRITE)
-        spec = (op, kind)
+        found = (op, kind, op not in KEYLESS and op not in _SCRIPTS, op in TTL_OPS)
         if len(_SPECS) < 1024:
-            _SPECS[name] = spec
-    return spec
+            _SPECS[name] = found
+    return found
 
 
 def hit(acc: Access, kind: int, op: str, reply: Any) -> bool | None:
@@ -82,14 +85,18 @@ _SCRIPTS = frozenset("EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO".split())
 _PIPELINE_ERROR = re.compile(r"caused error: ([A-Z]+)\b")
 
 
-def first_key(op: str, args: tuple[Any, ...]) -> Any:
-    """The first key a command touches, or None (scripts: the first of their KEYS)."""
+def first_key(found: Spec, args: tuple[Any, ...]) -> Any:
+    """The first key a command (its `spec` and arguments) touches, or None (scripts: the first
+    of their KEYS)."""
+    op = found[0]
+    if found[2]:
+        return args[1] if len(args) > 1 else None
     if op in _SCRIPTS:  # EVAL script numkeys key [key ...] arg [arg ...]
         try:
             return args[3] if len(args) > 3 and int(args[2]) > 0 else None
         except (TypeError, ValueError):
             return None
-    return args[1] if len(args) > 1 and op not in KEYLESS else None
+    return None  # keyless
 
 
 TTL_OPS = frozenset("SET SETEX PSETEX GETEX EXPIRE PEXPIRE".split())

@@ -42,7 +42,7 @@ from tiertrace._core.sanitize.keys import MAX_KEY_CHARS, capture_key, key_hash, 
 from tiertrace._instrument import registry
 from tiertrace._instrument.base import TierInstrumentor, wrappers
 from tiertrace._instrument.redis import commands as cmds
-from tiertrace._instrument.redis.commands import IGNORE, WRITE
+from tiertrace._instrument.redis.commands import IGNORE, SCALAR, WRITE, Spec
 
 _SWITCH = Switch()
 _PATCHES = Patches()
@@ -102,19 +102,24 @@ def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
     ctx = _access.active() if args else None
     if ctx is None:
         return None
-    op, kind = cmds.spec(args[0])
+    found = cmds.spec(args[0])
+    kind = found[1]
     if kind == IGNORE:
         return None
-    acc = _begin(instance, ctx, op, cmds.first_key(op, args), kind != WRITE)
+    # the first key: written out for the common case (the per-call path)
+    key = (args[1] if len(args) > 1 else None) if found[2] else cmds.first_key(found, args)
+    acc = _begin(instance, ctx, found[0], key, kind != WRITE)
     if acc is None:
         return None
-    if op in cmds.TTL_OPS:
-        acc.ttl_s = cmds.ttl(op, args)
-    return acc, (op, kind)
+    if found[3]:
+        acc.ttl_s = cmds.ttl(found[0], args)
+    return acc, found
 
 
-def _command_done(acc: _access.Access, spec: tuple[str, int], _inst: Any, reply: Any) -> None:
-    _access.finish(acc, cmds.hit(acc, spec[1], spec[0], reply))
+def _command_done(acc: _access.Access, found: Spec, _inst: Any, reply: Any) -> None:
+    kind = found[1]  # a scalar read's hit written out (the per-call path)
+    hit = reply is not None if kind == SCALAR else cmds.hit(acc, kind, found[0], reply)
+    _access.finish(acc, hit)
 
 
 def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
@@ -128,11 +133,12 @@ def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
     key = ttl = None
     for entry in stack:
         args: tuple[Any, ...] = entry[0] if isinstance(entry, tuple) else entry.args
-        op, kind = cmds.spec(args[0]) if args else ("", IGNORE)
+        found = cmds.spec(args[0]) if args else ("", IGNORE, False, False)
+        op, kind = found[0], found[1]
         specs.append((op, kind))
         if key is None and kind != IGNORE:
-            key = cmds.first_key(op, args)
-        if ttl is None and op in cmds.TTL_OPS:
+            key = cmds.first_key(found, args)
+        if ttl is None and found[3]:
             ttl = cmds.ttl(op, args)
     transaction = getattr(instance, "transaction", False) or getattr(
         instance, "explicit_transaction", False
