@@ -45,6 +45,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 
+from tiertrace._core.memo import remember
 from tiertrace._core.sanitize.sql import (
     MAX_SQL_CHARS,
     sanitize_sql,
@@ -119,11 +120,18 @@ def _template(s: str, cut: bool) -> str:
     return bound_text(s, MAX_KEY_CHARS, cut)
 
 
+_TEMPLATES: dict[str, str] = {}  # str keys' templates, read on the per-call path
+
+
 def key_template(key: object) -> str:
     """The template of a Redis key: ``user:42:profile`` -> ``user:{id}:profile``."""
     try:
-        if type(key) is str and len(key) <= _KEY_SCAN:
-            return _template(key, False)
+        if type(key) is str:
+            found = _TEMPLATES.get(key)
+            if found is not None:
+                return found
+            if len(key) <= _KEY_SCAN:
+                return remember(_TEMPLATES, key, _template(key, False))
         if type(key) is bytes and len(key) <= _KEY_SCAN:
             return _template(key.decode("utf-8", "replace"), False)
         return _template(*read_text(key, _KEY_SCAN))

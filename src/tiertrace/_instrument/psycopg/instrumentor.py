@@ -64,7 +64,7 @@ def _begin(
         return None
     if _PENDING:
         _flush(cursor)
-    stmt = statement(query_text(query, cursor))
+    stmt = statement(query if type(query) is str else query_text(query, cursor))
     if stmt is None:
         return None
     tier = _tier(cursor, stmt)
@@ -76,7 +76,7 @@ def _begin(
         server = _server(cursor)
         acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, text, server, ctx)
     else:
-        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, ctx=ctx)
+        acc = _access.start(tier, stmt.op, stmt.target, SpanKind.CLIENT, None, None, ctx)
     acc.pattern = stmt.fingerprint
     acc.read = stmt.is_read
     if batch is not None and acc.recording:

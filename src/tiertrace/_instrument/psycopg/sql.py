@@ -8,10 +8,10 @@ sanitized text and summary. ``COPY`` blocks are wrapped by `CopyBlock`. See
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from tiertrace._core import recorder as _access
+from tiertrace._core.memo import remember
 from tiertrace._core.sanitize.sql import (
     sanitize_sql,
     sql_fingerprint,
@@ -79,9 +79,18 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _CACHED_CHARS = 8192  # longer statements are parsed each time rather than kept in the cache
 
 
+_STATEMENTS: dict[str, Statement | None] = {}
+_UNSEEN = Statement("", "", (), False, "", "", "", {}, {})
+
+
 def statement(sql: str) -> Statement | None:
     """What tiertrace records for ``sql`` (None: not an access); cached by text."""
-    return _cached(sql) if len(sql) <= _CACHED_CHARS else _parse(sql)
+    found = _STATEMENTS.get(sql, _UNSEEN)
+    if found is not _UNSEEN:
+        return found
+    if len(sql) > _CACHED_CHARS:
+        return _parse(sql)
+    return remember(_STATEMENTS, sql, _parse(sql))
 
 
 def _parse(sql: str) -> Statement | None:
@@ -105,9 +114,6 @@ def _parse(sql: str) -> Statement | None:
         {"db.query.summary": summary, "db.query.text": text},
         {"db.query.summary": summary},
     )
-
-
-_cached = lru_cache(maxsize=2048)(_parse)
 
 
 def query_text(query: Any, cursor: Any) -> str:
