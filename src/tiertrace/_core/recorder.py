@@ -51,11 +51,13 @@ from opentelemetry.trace import (
     StatusCode,
     get_current_span,
 )
+from opentelemetry.trace.propagation import _SPAN_KEY as SPAN_KEY
 
 from tiertrace._contract.names import (
     DB_COLLECTION,
     DB_OPERATION,
     DB_SYSTEM,
+    HIT,
     SPAN_COST,
     TIER,
     TIER_LEVEL,
@@ -264,7 +266,8 @@ def start(
         ctx = st.current()
     # `_foreign_loaded` written out for the unchanged case (the per-call path)
     if _FOREIGN[1] if len(sys.modules) == _FOREIGN[0] else _foreign_loaded():
-        parent = get_current_span(ctx)
+        # `get_current_span` written out: None when there is none
+        parent: Any = ctx.get(SPAN_KEY)
         scope = getattr(parent, "instrumentation_scope", None)
         if scope is not None and scope.name in FOREIGN_SCOPES and parent.is_recording():
             parent.update_name(f"{op} {target}" if target else op)
@@ -391,29 +394,29 @@ def _close(acc: Access, duration: float) -> None:
     try:
         acc.closed = True
         acc.duration_s = duration
-        slot = None
         if acc.recording:
             span = acc.span
             ctx = span.get_span_context()
-            if ctx.trace_flags.sampled:
-                slot = _slot(st.metrics, acc)
-                slot.exemplar = acc.exemplar = Exemplar(
-                    duration, time_ns(), ctx.trace_id, ctx.span_id
-                )
-            if acc.hit is not None:
-                span.set_attribute("tiertrace.hit", acc.hit)
-            if acc.rows is not None:
-                span.set_attribute("db.response.returned_rows", acc.rows)
-            if acc.keys_requested is not None:
-                span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
-                span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
+            if ctx.trace_flags.sampled:  # the slot takes it when the access is counted
+                acc.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
+            hit, rows, keys = acc.hit, acc.rows, acc.keys_requested
+            if rows is None and keys is None:
+                if hit is not None:
+                    span.set_attribute(HIT, hit)
+            else:  # one call, one lock of the span, for what the result adds
+                ended: dict[str, Any] = {} if hit is None else {HIT: hit}
+                if rows is not None:
+                    ended["db.response.returned_rows"] = rows
+                if keys is not None:
+                    ended["tiertrace.keys.requested"] = keys
+                    ended["tiertrace.keys.hit"] = acc.keys_hit or 0
+                span.set_attributes(ended)
             if acc.owned:  # a span that does not record has nothing to end
                 span.end()
         if st.semconv is not None:
             st.semconv.histogram((acc.tier.system, acc.op, acc.error_type)).record(duration)
         if st.fallback is not None:
-            slot = slot or _slot(st.metrics, acc)
-            st.fallback.access(acc, duration, slot.attributes)
+            st.fallback.access(acc, duration, _slot(st.metrics, acc).attributes)
         if st.sink is not None:
             try:
                 if st.sink(acc):
@@ -423,7 +426,7 @@ def _close(acc: Access, duration: float) -> None:
         # counted after the sink saw it: the advisor reads its per-tier sums from this slot,
         # and whatever a slot holds when the advisor starts a new time bucket belongs to the
         # buckets before (`tiertrace._advisor.recorder`)
-        (slot or _slot(st.metrics, acc)).record(duration)
+        count(st.metrics, acc)
     except Exception as fault:
         report_fault("recorder", fault)
 
@@ -438,9 +441,12 @@ def count(metrics: Metrics, acc: Access) -> None:
     """Count a closed access in its ``tiertrace.access.duration`` slot of ``metrics``.
 
     For the sink, which counts the accesses it queued (its call returned True) once it has
-    handled them.
+    handled them. A sampled access becomes its slot's exemplar.
     """
-    _slot(metrics, acc).record(acc.duration_s)
+    slot = _slot(metrics, acc)
+    slot.record(acc.duration_s)
+    if acc.exemplar is not None:
+        slot.exemplar = acc.exemplar
 
 
 def report_fault(component: str, exc: BaseException) -> None:
