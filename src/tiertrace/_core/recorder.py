@@ -399,18 +399,15 @@ def _close(acc: Access, duration: float) -> None:
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:  # the slot takes it when the access is counted
                 acc.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
-            hit, rows, keys = acc.hit, acc.rows, acc.keys_requested
-            if rows is None and keys is None:
-                if hit is not None:
-                    span.set_attribute(HIT, hit)
-            else:  # one call, one lock of the span, for what the result adds
-                ended: dict[str, Any] = {} if hit is None else {HIT: hit}
-                if rows is not None:
-                    ended["db.response.returned_rows"] = rows
-                if keys is not None:
-                    ended["tiertrace.keys.requested"] = keys
-                    ended["tiertrace.keys.hit"] = acc.keys_hit or 0
-                span.set_attributes(ended)
+            # one call per attribute: `set_attributes` costs more (the SDK cleans the mapping
+            # as a nested value)
+            if acc.hit is not None:
+                span.set_attribute(HIT, acc.hit)
+            if acc.rows is not None:
+                span.set_attribute("db.response.returned_rows", acc.rows)
+            if acc.keys_requested is not None:
+                span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
+                span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
             if acc.owned:  # a span that does not record has nothing to end
                 span.end()
         if st.semconv is not None:

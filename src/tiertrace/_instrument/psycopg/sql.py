@@ -79,8 +79,8 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _CACHED_CHARS = 8192  # longer statements are parsed each time rather than kept in the cache
 
 
-_STATEMENTS: dict[str, Statement | None] = {}
-_UNSEEN = Statement("", "", (), False, "", "", "", {}, {})
+_STATEMENTS: dict[str, Statement | None] = {}  # None cached too: not an access
+_UNSEEN = Statement("", "", (), False, "", "", "", {}, {})  # what `statement` has not parsed
 
 
 def statement(sql: str) -> Statement | None:
