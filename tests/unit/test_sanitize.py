@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql as pgsql
 
+from tiertrace._core.memo import LIMIT, remember
 from tiertrace._core.sanitize.keys import (
     MAX_KEY_CHARS,
     capture_key,
@@ -103,6 +104,14 @@ def test_key_template_handles_megabyte_keys(key: str | bytes) -> None:
     out = key_template(key)
     assert isinstance(out, str) and len(out) <= MAX_KEY_CHARS
     assert out.startswith("user:{id}") and not DIGITS & set(out)
+
+
+def test_key_templates_stay_right_and_bounded_past_the_cache_size() -> None:
+    for i in range(LIMIT * 2 + 7):  # the cache empties twice on the way
+        assert key_template(f"session:{i}:cart") == "session:{id}:cart"
+    cache: dict[int, int] = {}
+    assert [remember(cache, i, -i) for i in range(LIMIT + 1)][-1] == -LIMIT
+    assert cache == {LIMIT: -LIMIT}  # emptied when full, then the new entry
 
 
 def test_key_template_never_raises_on_unreadable_objects() -> None:
