@@ -108,7 +108,6 @@ def _run(m: re.Match[str]) -> str:
     return "".join(parts)
 
 
-@functools.lru_cache(maxsize=2048)
 def _template(s: str, cut: bool) -> str:
     if _SUSPECT.search(s):
         s = _BINARY.sub(ID_MARK, s)
@@ -120,21 +119,21 @@ def _template(s: str, cut: bool) -> str:
     return bound_text(s, MAX_KEY_CHARS, cut)
 
 
-_TEMPLATES: dict[str, str] = {}  # str keys' templates, read on the per-call path
+# templates of str and bytes keys, read on the per-call path; longer keys and other types
+# (read with `read_text`, cut) are kept apart
+_TEMPLATES: dict[str, str] = {}
+_cut_template = functools.lru_cache(maxsize=2048)(_template)
 
 
 def key_template(key: object) -> str:
     """The template of a Redis key: ``user:42:profile`` -> ``user:{id}:profile``."""
     try:
-        if type(key) is str:
-            found = _TEMPLATES.get(key)
-            if found is not None:
-                return found
-            if len(key) <= _KEY_SCAN:
-                return remember(_TEMPLATES, key, _template(key, False))
         if type(key) is bytes and len(key) <= _KEY_SCAN:
-            return _template(key.decode("utf-8", "replace"), False)
-        return _template(*read_text(key, _KEY_SCAN))
+            key = key.decode("utf-8", "replace")
+        if type(key) is str and len(key) <= _KEY_SCAN:
+            found = _TEMPLATES.get(key)
+            return remember(_TEMPLATES, key, _template(key, False)) if found is None else found
+        return _cut_template(*read_text(key, _KEY_SCAN))
     except Exception:
         return "?"
 
