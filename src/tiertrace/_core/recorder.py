@@ -64,6 +64,7 @@ from tiertrace._contract.names import (
 )
 from tiertrace._core.aggregation import Exemplar, HistogramSlot
 from tiertrace._core.metrics import Metrics
+from tiertrace._core.sdkspans import DirectAttributes, vet
 from tiertrace._core.tiers import Tier
 
 _log = logging.getLogger("tiertrace")
@@ -197,6 +198,8 @@ class _State:
         self.enabled = telemetry is not None
         self.telemetry = telemetry
         self.tracer = telemetry.tracer if telemetry is not None else None
+        # where the SDK's span attribute store may be written directly (`tiertrace._core.sdkspans`)
+        self.direct: DirectAttributes | None = vet(self.tracer)
         self.metrics: Metrics = telemetry.metrics if telemetry is not None else Metrics()
         self.semconv = self.metrics.semconv
         # SDK instruments, only where tiertrace's aggregation cannot reach the readers
@@ -279,11 +282,18 @@ def start(
     if tracer is None:  # metrics only: no span at all
         return Access(tier, op, target, INVALID_SPAN, True, None, False, ctx)
     # sampler-relevant attributes at start (built once per tier, operation and target)
-    span = tracer.start_span(
-        f"{op} {target}" if target else op,
-        kind=kind,
-        attributes=_start_attributes(st, tier, op, target, extra, more),
-    )
+    name = f"{op} {target}" if target else op
+    attrs = _start_attributes(st, tier, op, target, extra, more)
+    direct = st.direct
+    if direct is not None and direct.start_direct():
+        # nothing looks at them before the span has started: cleaned once, written into the
+        # SDK span's store (`tiertrace._core.sdkspans`)
+        sdk_span: Any = tracer.start_span(name, kind=kind)
+        if sdk_span.is_recording():
+            sdk_span._attributes._dict.update(attrs)
+            return Access(tier, op, target, sdk_span, True, None, True, ctx)
+        return Access(tier, op, target, sdk_span, True, None, False, ctx)
+    span = tracer.start_span(name, kind=kind, attributes=attrs)
     return Access(tier, op, target, span, True, None, span.is_recording(), ctx)
 
 
@@ -334,6 +344,8 @@ def _start_attributes(
     }
     if target and tier.system != "redis":
         attrs[DB_COLLECTION] = target
+    if st.direct is not None:  # as the SDK stores them, for any path (cleaning is idempotent)
+        attrs = st.direct.clean(attrs)
     if len(st.start_sets) < _MAX_ATTR_SETS:
         st.start_sets[key] = (extra, more, attrs)
     return attrs
@@ -399,15 +411,27 @@ def _close(acc: Access, duration: float) -> None:
             ctx = span.get_span_context()
             if ctx.trace_flags.sampled:  # the slot takes it when the access is counted
                 acc.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
-            # one call per attribute: `set_attributes` costs more (the SDK cleans the mapping
-            # as a nested value)
-            if acc.hit is not None:
-                span.set_attribute(HIT, acc.hit)
-            if acc.rows is not None:
-                span.set_attribute("db.response.returned_rows", acc.rows)
-            if acc.keys_requested is not None:
-                span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
-                span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
+            if acc.owned and st.direct is not None:
+                # booleans and integers, which the SDK stores as given: written into the SDK
+                # span's store (`tiertrace._core.sdkspans`)
+                store = span._attributes._dict  # type: ignore[attr-defined]
+                if acc.hit is not None:
+                    store[HIT] = acc.hit
+                if acc.rows is not None:
+                    store["db.response.returned_rows"] = acc.rows
+                if acc.keys_requested is not None:
+                    store["tiertrace.keys.requested"] = acc.keys_requested
+                    store["tiertrace.keys.hit"] = acc.keys_hit or 0
+            else:
+                # one call per attribute: `set_attributes` costs more (the SDK cleans the
+                # mapping as a nested value)
+                if acc.hit is not None:
+                    span.set_attribute(HIT, acc.hit)
+                if acc.rows is not None:
+                    span.set_attribute("db.response.returned_rows", acc.rows)
+                if acc.keys_requested is not None:
+                    span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
+                    span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
             if acc.owned:  # a span that does not record has nothing to end
                 span.end()
         if st.semconv is not None:
