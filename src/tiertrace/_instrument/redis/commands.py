@@ -39,8 +39,9 @@ KINDS = {
 }
 KEYLESS = frozenset("SCAN XREAD XREADGROUP RANDOMKEY".split())
 SCANS = frozenset("SCAN HSCAN SSCAN ZSCAN".split())
-# (operation, kind, whether its first key is its first argument, whether it may set a TTL)
-Spec = tuple[str, int, bool, bool]
+# (operation, kind, whether its first key is its first argument, the fewest arguments, the
+# command's name included, with which it sets a TTL: 0 when it never does)
+Spec = tuple[str, int, bool, int]
 _SPECS: dict[Any, Spec] = {}
 
 
@@ -51,7 +52,7 @@ def spec(name: Any) -> Spec:
         text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
         op = text.upper()
         kind = IGNORE if op.split(" ", 1)[0] in IGNORED else KINDS.get(op, WRITE)
-        found = (op, kind, op not in KEYLESS and op not in _SCRIPTS, op in TTL_OPS)
+        found = (op, kind, op not in KEYLESS and op not in _SCRIPTS, TTL_OPS.get(op, 0))
         if len(_SPECS) < 1024:
             _SPECS[name] = found
     return found
@@ -99,12 +100,14 @@ def first_key(found: Spec, args: tuple[Any, ...]) -> Any:
     return None  # keyless
 
 
-TTL_OPS = frozenset("SET SETEX PSETEX GETEX EXPIRE PEXPIRE".split())
+# the commands that may set a relative TTL, and with how many arguments at least (``SET k v
+# EX s``, ``GETEX k EX s``, ``SETEX k s v``, ``EXPIRE k s`` …)
+TTL_OPS = {"SET": 5, "GETEX": 4, "SETEX": 3, "PSETEX": 3, "EXPIRE": 3, "PEXPIRE": 3}
 _TTL_UNIT = {"EX": 1.0, "PX": 0.001}
 
 
 def ttl(op: str, args: tuple[Any, ...]) -> float | None:
-    """The relative TTL (seconds) a command in `TTL_OPS` sets, or None.
+    """The relative TTL (seconds) a command of `TTL_OPS` sets, or None.
 
     ``SET k v EX s`` / ``PX ms``, ``GETEX k EX s`` / ``PX ms``, ``SETEX k s v``, ``PSETEX k ms v``,
     ``EXPIRE k s``, ``PEXPIRE k ms``; absolute expiries (``EXAT``, ``PXAT``) are not relative TTLs.

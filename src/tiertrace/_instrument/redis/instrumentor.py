@@ -111,7 +111,7 @@ def _command_begin(instance: Any, args: tuple[Any, ...], _kwargs: Any) -> Any:
     acc = _begin(instance, ctx, found[0], key, kind != WRITE)
     if acc is None:
         return None
-    if found[3]:
+    if found[3] and len(args) >= found[3]:  # not for a plain ``SET k v``
         acc.ttl_s = cmds.ttl(found[0], args)
     return acc, found
 
@@ -133,12 +133,12 @@ def _pipeline_begin(instance: Any, _args: Any, _kwargs: Any) -> Any:
     key = ttl = None
     for entry in stack:
         args: tuple[Any, ...] = entry[0] if isinstance(entry, tuple) else entry.args
-        found = cmds.spec(args[0]) if args else ("", IGNORE, False, False)
+        found = cmds.spec(args[0]) if args else ("", IGNORE, False, 0)
         op, kind = found[0], found[1]
         specs.append((op, kind))
         if key is None and kind != IGNORE:
             key = cmds.first_key(found, args)
-        if ttl is None and found[3]:
+        if ttl is None and found[3] and len(args) >= found[3]:
             ttl = cmds.ttl(op, args)
     transaction = getattr(instance, "transaction", False) or getattr(
         instance, "explicit_transaction", False
