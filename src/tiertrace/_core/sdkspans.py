@@ -26,6 +26,7 @@ Anywhere else, the attributes go through the SDK's public calls, with the same r
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -65,9 +66,10 @@ def _quiet_processors() -> tuple[type[Any], ...]:
     return (BatchSpanProcessor, SimpleSpanProcessor)
 
 
+@cache
 def _stores_attributes() -> bool:
     """Whether this SDK's spans keep their attributes in ``_attributes._dict`` (a throw-away
-    span, on a provider of its own)."""
+    span, on a provider of its own; once per process)."""
     from opentelemetry.sdk.trace import TracerProvider
 
     span: Any = TracerProvider(shutdown_on_exit=False).get_tracer("check").start_span("check")
