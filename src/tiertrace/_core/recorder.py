@@ -464,7 +464,11 @@ def count(metrics: Metrics, acc: Access) -> None:
     For the sink, which counts the accesses it queued (its call returned True) once it has
     handled them. A sampled access becomes its slot's exemplar.
     """
-    slot = _slot(metrics, acc)
+    # `_slot` written out (once per access)
+    key = (acc.tier.name, acc.op, acc.hit, acc.error_type)
+    slot = metrics.access.slots.get(key)
+    if slot is None:
+        slot = metrics.access.histogram(key, acc.tier)
     slot.record(acc.duration_s)
     if acc.exemplar is not None:
         slot.exemplar = acc.exemplar
