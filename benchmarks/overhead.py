@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/overhead.py [--quick] [--json FILE] [--reps N] [--no-throughput]
-    python benchmarks/overhead.py --profile full|metrics|anchor|anchor_metrics|raw [--op NAME]
+    python benchmarks/overhead.py --profile full|metrics|anchor|anchor_metrics|span|raw [--op NAME]
                                   [--seconds S] [--gc]
     python benchmarks/overhead.py --profile-report PYSPY_RAW_FILE [--overhead-us US]
     python benchmarks/harness/report.py overhead.json   # the markdown tables of RESULTS.md
@@ -23,7 +23,13 @@ One process measures every operation under these configurations (`harness.modes`
   record spans only);
 * ``anchor_metrics`` — the PostgreSQL operations only: opentelemetry-instrumentation-psycopg with
   ``OTEL_SEMCONV_STABILITY_OPT_IN=database``, which adds the ``db.client.operation.duration``
-  histogram (JSON: ``anchor_metrics_overhead_us``; None for the other operations).
+  histogram (JSON: ``anchor_metrics_overhead_us``; None for the other operations);
+* ``span`` — the operations of the goals only: nothing instrumented, each call wrapped in a bare
+  recorded span (start, end, the ``BatchSpanProcessor`` of ``full``, no attribute): the SDK's
+  floor where the call runs, after the client's own work has left the processor's caches cold,
+  which the warm-loop floor below is not (JSON: ``span_overhead_us``; table "A bare recorded
+  span around the call"). ``full`` minus it is what tiertrace adds to the one span an access
+  must have.
 
 Services are private (`harness.services`): a redis-server on a free port, a PostgreSQL database
 created on 127.0.0.1:5432 (user postgres, ``TIERTRACE_BENCH_PG`` to point elsewhere; a private

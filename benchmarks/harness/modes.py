@@ -13,13 +13,16 @@
   ``OTEL_SEMCONV_STABILITY_OPT_IN=database``, which adds the ``db.client.operation.duration``
   histogram. That instrumentation takes no meter provider: it records to the global one, so the
   first activation installs a process-wide SDK ``MeterProvider`` with its own reader (no other
-  configuration uses the global provider). Only PostgreSQL operations run under it.
+  configuration uses the global provider). Only PostgreSQL operations run under it;
+* ``span`` — nothing instrumented, and each timed call wrapped in a bare recorded span (start,
+  end, ``BatchSpanProcessor`` into a no-op exporter; `around_span`): the SDK's floor where the
+  call runs, after the client's own work, for the operations of the goals.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +39,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+from opentelemetry.trace import SpanKind
 
 import tiertrace
 
-CONFIGS = ("raw", "metrics", "full", "anchor", "anchor_metrics")
+CONFIGS = ("raw", "metrics", "full", "anchor", "anchor_metrics", "span")
 TIERTRACE_CONFIGS = ("metrics", "full")
 SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
@@ -191,6 +195,7 @@ class Active:
     metric: str = "tiertrace.access.duration"
     points_before: int = 0
     restore_opt_in: tuple[str | None] | None = None  # (value) to put back on close
+    tracer: Any = None  # ``span``: the tracer of the bare spans (`around_span`)
 
     def close(self) -> dict[str, int]:
         """Switch back to raw; return how much telemetry this activation produced."""
@@ -211,10 +216,39 @@ class Active:
         return produced
 
 
+def around_span(fn: Callable[[], Any], tracer: Any, is_async: bool) -> Callable[[], Any]:
+    """``fn`` inside a bare recorded span (the ``span`` configuration)."""
+    start = tracer.start_span
+    if is_async:
+
+        async def spanned_async() -> Any:
+            span = start("call", kind=SpanKind.CLIENT)
+            try:
+                return await fn()
+            finally:
+                span.end()
+
+        return spanned_async
+
+    def spanned() -> Any:
+        span = start("call", kind=SpanKind.CLIENT)
+        try:
+            return fn()
+        finally:
+            span.end()
+
+    return spanned
+
+
 def activate(name: str) -> Active:
     """Switch from raw to the configuration ``name``."""
     if name == "raw":
         return Active(name)
+    if name == "span":
+        spans = CountingSpanExporter()
+        tp = TracerProvider(sampler=ALWAYS_ON)
+        tp.add_span_processor(BatchSpanProcessor(spans))
+        return Active(name, [tp], spans, tracer=tp.get_tracer("bench"))
     if name == "anchor_metrics":
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor as PsycopgAnchor
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .modes import activate
+from .modes import activate, around_span
 from .services import Env
 from .workload import Clients, find_op
 
@@ -64,6 +64,8 @@ def profile_loop(env: Env, mode: str, op_name: str, seconds: float, collect: boo
     active = activate(mode)
     clients = Clients(env, mode)
     fn = clients.ops()[op.name]
+    if active.tracer is not None:  # ``span``: the call in a bare span
+        fn = around_span(fn, active.tracer, op.is_async)
 
     def run(duration: float) -> tuple[int, float, float]:
         if op.is_async:

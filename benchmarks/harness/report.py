@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 # the hot-path goals, CPU time of the calling thread against the contrib anchor's span-only
@@ -165,6 +166,39 @@ def anchor_metrics_table(ops: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _span_rows(ops: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in ops.values() if r["cpu"].get("span_overhead_us") is not None]
+
+
+SPAN_TITLE = "A bare recorded span around the call, where it runs (CPU µs)"
+SPAN_HEAD = ("operation", "raw", "bare span +µs", "bare span +%", "full +µs", "full − bare span",
+             "metrics +µs")  # fmt: skip
+
+
+def _span_cells(row: dict[str, Any]) -> list[str]:
+    c = row["cpu"]
+    return [
+        row["label"],
+        f"{c['raw_us']:.1f}",
+        f"{c['span_overhead_us']:+.1f}",
+        f"{100.0 * c['span_overhead_us'] / c['raw_us']:+.1f} %",
+        f"{c['full_overhead_us']:+.1f}",
+        f"{c['full_overhead_us'] - c['span_overhead_us']:+.1f}",
+        f"{c['metrics_overhead_us']:+.1f}",
+    ]
+
+
+def span_table(ops: dict[str, dict[str, Any]]) -> str:
+    widths = (33, 8, 15, 14, 10, 18, 13)
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = zip(cells, widths, strict=True)
+        return f"{first[0]:<{first[1]}}" + "".join(f"{v:>{w}}" for v, w in rest)
+
+    head = line(SPAN_HEAD)
+    return "\n".join([head, "-" * len(head), *(line(_span_cells(r)) for r in _span_rows(ops))])
+
+
 def print_report(report: dict[str, Any]) -> None:
     m = report["machine"]
     meth = report["method"]
@@ -185,6 +219,9 @@ def print_report(report: dict[str, Any]) -> None:
             "(+ db.client.operation.duration), CPU:\n"
         )
         print(anchor_metrics_table(report["ops"]))
+    if _span_rows(report["ops"]):
+        print(f"\n{SPAN_TITLE}:\n")
+        print(span_table(report["ops"]))
     floor = report.get("floor")
     if floor:
         print("\nSDK floor (warm loop, CPU µs per call; wall in parentheses):")
@@ -256,6 +293,11 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {c['anchor_metrics_overhead_us']:+.1f} | {c['full_overhead_us']:+.1f} "
                 f"| {c['metrics_overhead_us']:+.1f} |"
             )
+    rows = _span_rows(ops)
+    if rows:
+        out += ["", f"## {SPAN_TITLE}", "", "| " + " | ".join(SPAN_HEAD) + " |"]
+        out.append("|---" + "|---:" * (len(SPAN_HEAD) - 1) + "|")
+        out += ["| " + " | ".join(_span_cells(r)) + " |" for r in rows]
     floor = report.get("floor")
     if floor:
         out += ["", "## SDK floor (warm loop, same run)", ""]

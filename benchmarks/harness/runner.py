@@ -12,7 +12,7 @@ from typing import Any
 
 from . import report
 from .floor import measure_floor
-from .modes import CONFIGS, Pristine, activate
+from .modes import CONFIGS, Pristine, activate, around_span
 from .services import Env, Services
 from .throughput import throughput
 from .timing import Timing, batch_size, overhead_stats, rotated, timed_batch
@@ -74,7 +74,10 @@ def measure(
             fns = clients.ops()
             for op in plan.ops:
                 if config in op.configs:
-                    timing = _time_op(env, op, fns[op.name], plan.sizes[op.name])
+                    fn = fns[op.name]
+                    if active.tracer is not None:  # ``span``: the call in a bare span
+                        fn = around_span(fn, active.tracer, op.is_async)
+                    timing = _time_op(env, op, fn, plan.sizes[op.name])
                     samples[op.name][config].append(timing)
             clients.close()
             made = active.close()

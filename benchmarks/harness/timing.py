@@ -149,6 +149,7 @@ def overhead_stats(runs: dict[str, list[float]]) -> dict[str, Any]:
         "metrics_overhead_us": metrics,
         "anchor_overhead_us": anchor,
         "anchor_metrics_overhead_us": over("anchor_metrics"),
+        "span_overhead_us": over("span"),
         "full_to_anchor_ratio": ratio,
     }
 

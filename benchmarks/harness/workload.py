@@ -40,23 +40,24 @@ class Op:
     configs: tuple[str, ...] = ("raw", "metrics", "full", "anchor")
 
 
+_GOAL = ("raw", "metrics", "full", "anchor", "span")  # the goals' rows: also a bare span
 _PG = ("raw", "metrics", "full", "anchor", "anchor_metrics")
 
 OPS = (
-    Op("redis_get_hit", "Redis GET hit"),
-    Op("redis_set", "Redis SET"),
+    Op("redis_get_hit", "Redis GET hit", configs=_GOAL),
+    Op("redis_set", "Redis SET", configs=_GOAL),
     Op("redis_get_miss", "Redis GET miss"),
     Op("redis_pipeline10", "Redis PIPELINE of 10 GET"),
     Op("redis_mget10", "Redis MGET of 10"),
-    Op("aredis_get_hit", "redis.asyncio GET hit", True),
+    Op("aredis_get_hit", "redis.asyncio GET hit", True, configs=_GOAL),
     Op("aredis_set", "redis.asyncio SET", True),
     Op("aredis_get_miss", "redis.asyncio GET miss", True),
     Op("aredis_pipeline10", "redis.asyncio PIPELINE of 10", True),
     Op("aredis_mget10", "redis.asyncio MGET of 10", True),
-    Op("pg_select", "psycopg SELECT by PK (cursor)", configs=_PG),
+    Op("pg_select", "psycopg SELECT by PK (cursor)", configs=(*_PG, "span")),
     Op("pg_pool_select", "psycopg SELECT by PK (pool)", configs=_PG),
     Op("pg_async_select", "psycopg SELECT by PK (async)", True, configs=_PG),
-    Op("chroma_query", "Chroma query k=5"),
+    Op("chroma_query", "Chroma query k=5", configs=_GOAL),
     Op("chroma_get", "Chroma get by id"),
     Op("lookup_l1", "TieredMemory lookup, L1 serves", accesses=1),
     Op("lookup_l2", "TieredMemory lookup, L2 serves", accesses=2),
