@@ -351,10 +351,34 @@ def _start_attributes(
     return attrs
 
 
-def finish(acc: Access, hit: bool | None = None) -> None:
-    """Close an access that returned normally; ``hit`` is None for writes and unknown reads."""
-    acc.hit = hit
-    _close(acc, perf_counter() - acc.t0)
+def finish(acc: Access, hit: bool | None = None, duration: float | None = None) -> None:
+    """Close an access that returned normally; ``hit`` is None for writes and unknown reads.
+
+    ``duration`` (seconds) is the time since `start` unless given.
+    """
+    st = STATE
+    try:
+        acc.hit = hit
+        acc.duration_s = duration = perf_counter() - acc.t0 if duration is None else duration
+        acc.closed = True
+        if acc.recording:
+            _end_span(st, acc, duration)
+        if st.semconv is not None:
+            st.semconv.histogram((acc.tier.system, acc.op, acc.error_type)).record(duration)
+        if st.fallback is not None:
+            st.fallback.access(acc, duration, _slot(st.metrics, acc).attributes)
+        if st.sink is not None:
+            try:
+                if st.sink(acc):
+                    return  # queued: the sink counts it once it has handled it
+            except Exception as fault:
+                report_fault("lookup", fault)
+        # counted after the sink saw it: the advisor reads its per-tier sums from this slot,
+        # and whatever a slot holds when the advisor starts a new time bucket belongs to the
+        # buckets before (`tiertrace._advisor.recorder`)
+        count(st.metrics, acc)
+    except Exception as fault:
+        report_fault("recorder", fault)
 
 
 def stop_clock(acc: Access) -> None:
@@ -364,8 +388,7 @@ def stop_clock(acc: Access) -> None:
 
 def finish_later(acc: Access, hit: bool | None, extra_s: float = 0.0) -> None:
     """Close an access whose clock `stop_clock` froze (psycopg server cursors, pipelines)."""
-    acc.hit = hit
-    _close(acc, acc.duration_s + extra_s)
+    finish(acc, hit, acc.duration_s + extra_s)
 
 
 StatusOf = Callable[[BaseException], "str | None"]
@@ -396,60 +419,40 @@ def fail(acc: Access, exc: BaseException, status: StatusOf | None = None) -> Non
                 if STATE.capture_error_messages:
                     event["exception.message"] = str(exc)[:256]
                 span.add_event("exception", event)
-        _close(acc, perf_counter() - acc.t0)
+        finish(acc, None)
     except Exception as fault:  # never let our fault replace the user's exception
         report_fault("recorder", fault)
 
 
-def _close(acc: Access, duration: float) -> None:
-    st = STATE
-    try:
-        acc.closed = True
-        acc.duration_s = duration
-        if acc.recording:
-            span = acc.span
-            ctx = span.get_span_context()
-            if ctx.trace_flags.sampled:  # the slot takes it when the access is counted
-                acc.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
-            if acc.owned and st.direct is not None:
-                # booleans and integers, which the SDK stores as given: written into the SDK
-                # span's store (`tiertrace._core.sdkspans`)
-                store = span._attributes._dict  # type: ignore[attr-defined]
-                if acc.hit is not None:
-                    store[HIT] = acc.hit
-                if acc.rows is not None:
-                    store["db.response.returned_rows"] = acc.rows
-                if acc.keys_requested is not None:
-                    store["tiertrace.keys.requested"] = acc.keys_requested
-                    store["tiertrace.keys.hit"] = acc.keys_hit or 0
-            else:
-                # one call per attribute: `set_attributes` costs more (the SDK cleans the
-                # mapping as a nested value)
-                if acc.hit is not None:
-                    span.set_attribute(HIT, acc.hit)
-                if acc.rows is not None:
-                    span.set_attribute("db.response.returned_rows", acc.rows)
-                if acc.keys_requested is not None:
-                    span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
-                    span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
-            if acc.owned:  # a span that does not record has nothing to end
-                span.end()
-        if st.semconv is not None:
-            st.semconv.histogram((acc.tier.system, acc.op, acc.error_type)).record(duration)
-        if st.fallback is not None:
-            st.fallback.access(acc, duration, _slot(st.metrics, acc).attributes)
-        if st.sink is not None:
-            try:
-                if st.sink(acc):
-                    return  # queued: the sink counts it once it has handled it
-            except Exception as fault:
-                report_fault("lookup", fault)
-        # counted after the sink saw it: the advisor reads its per-tier sums from this slot,
-        # and whatever a slot holds when the advisor starts a new time bucket belongs to the
-        # buckets before (`tiertrace._advisor.recorder`)
-        count(st.metrics, acc)
-    except Exception as fault:
-        report_fault("recorder", fault)
+def _end_span(st: _State, acc: Access, duration: float) -> None:
+    """The result attributes and the end of a recording access span; its exemplar."""
+    span = acc.span
+    ctx = span.get_span_context()
+    if ctx.trace_flags.sampled:  # the slot takes it when the access is counted
+        acc.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
+    if acc.owned and st.direct is not None:
+        # booleans and integers, which the SDK stores as given: written into the SDK
+        # span's store (`tiertrace._core.sdkspans`)
+        store = span._attributes._dict  # type: ignore[attr-defined]
+        if acc.hit is not None:
+            store[HIT] = acc.hit
+        if acc.rows is not None:
+            store["db.response.returned_rows"] = acc.rows
+        if acc.keys_requested is not None:
+            store["tiertrace.keys.requested"] = acc.keys_requested
+            store["tiertrace.keys.hit"] = acc.keys_hit or 0
+    else:
+        # one call per attribute: `set_attributes` costs more (the SDK cleans the
+        # mapping as a nested value)
+        if acc.hit is not None:
+            span.set_attribute(HIT, acc.hit)
+        if acc.rows is not None:
+            span.set_attribute("db.response.returned_rows", acc.rows)
+        if acc.keys_requested is not None:
+            span.set_attribute("tiertrace.keys.requested", acc.keys_requested)
+            span.set_attribute("tiertrace.keys.hit", acc.keys_hit or 0)
+    if acc.owned:  # a span that does not record has nothing to end
+        span.end()
 
 
 def _slot(metrics: Metrics, acc: Access) -> HistogramSlot:
