@@ -11,8 +11,10 @@ Cost on the hot path is kept at the SDK's floor:
 
 * the span gets its sampler-relevant attributes at start (tier, level, system, operation,
   collection, cost), from a dict built once per (tier, operation, target); everything else is
-  added only when the span is recording, so unsampled spans cost no attribute work; an access
-  span is never attached as the current context;
+  added only when the span is recording, so unsampled spans cost no attribute work; where no
+  sampler or span processor looks at them when the span starts, they are cleaned once per set
+  and written straight into the SDK's span (`tiertrace._core.sdkspans`); an access span is
+  never attached as the current context;
 * the metric point goes to an aggregation slot resolved once per (tier, operation, hit, error)
   (`tiertrace._core.aggregation`): no OpenTelemetry instrument call per access; the slot keeps
   the trace and span id of the latest sampled access as its exemplar. The point is counted after
@@ -430,10 +432,12 @@ def _end_span(st: _State, acc: Access, duration: float) -> None:
     ctx = span.get_span_context()
     if ctx.trace_flags.sampled:  # the slot takes it when the access is counted
         acc.exemplar = Exemplar(duration, time_ns(), ctx.trace_id, ctx.span_id)
+    # booleans and integers, which the SDK stores as given: written into the SDK span's store
+    # (`tiertrace._core.sdkspans`), unless the span came from a tracer of another `init()`
+    store = None
     if acc.owned and st.direct is not None:
-        # booleans and integers, which the SDK stores as given: written into the SDK
-        # span's store (`tiertrace._core.sdkspans`)
-        store = span._attributes._dict  # type: ignore[attr-defined]
+        store = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if type(store) is dict:
         if acc.hit is not None:
             store[HIT] = acc.hit
         if acc.rows is not None:
