@@ -291,10 +291,10 @@ def start(
         # nothing looks at them before the span has started: cleaned once, written into the
         # SDK span's store (`tiertrace._core.sdkspans`)
         sdk_span: Any = tracer.start_span(name, kind=kind)
-        if sdk_span.is_recording():
+        recording = sdk_span.is_recording()
+        if recording:
             sdk_span._attributes._dict.update(attrs)
-            return Access(tier, op, target, sdk_span, True, None, True, ctx)
-        return Access(tier, op, target, sdk_span, True, None, False, ctx)
+        return Access(tier, op, target, sdk_span, True, None, recording, ctx)
     span = tracer.start_span(name, kind=kind, attributes=attrs)
     return Access(tier, op, target, span, True, None, span.is_recording(), ctx)
 
