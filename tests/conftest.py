@@ -69,11 +69,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
 
 @pytest.fixture
 def make_telemetry() -> Iterator[Any]:
-    """``make_telemetry(**init_kwargs)`` initializes tiertrace against in-memory readers."""
+    """``make_telemetry(**init_kwargs)`` initializes tiertrace against in-memory readers (on
+    ``tracer_provider=`` when given, else a default `TracerProvider`)."""
 
-    def make(**kwargs: Any) -> Telemetry:
+    def make(tracer_provider: TracerProvider | None = None, **kwargs: Any) -> Telemetry:
         spans = InMemorySpanExporter()
-        tracer_provider = TracerProvider()
+        tracer_provider = tracer_provider or TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
         reader = tiertrace.bridge_reader(InMemoryMetricReader())
         logs = InMemoryLogRecordExporter()

@@ -9,7 +9,8 @@ reaches your code unchanged.
 
 Cost on the hot path is kept at the SDK's floor:
 
-* the span gets its sampler-relevant attributes at start (tier, level, system, operation,
+* an access span the sampler would drop is not started (`tiertrace._core.sdkspans.dropper`);
+  the span gets its sampler-relevant attributes at start (tier, level, system, operation,
   collection, cost), from a dict built once per (tier, operation, target); everything else is
   added only when the span is recording, so unsampled spans cost no attribute work; where no
   sampler or span processor looks at them when the span starts, they are cleaned once per set
@@ -66,7 +67,7 @@ from tiertrace._contract.names import (
 )
 from tiertrace._core.aggregation import Exemplar, HistogramSlot
 from tiertrace._core.metrics import Metrics
-from tiertrace._core.sdkspans import DirectAttributes, vet
+from tiertrace._core.sdkspans import DirectAttributes, Dropper, dropper, vet
 from tiertrace._core.tiers import Tier
 
 _log = logging.getLogger("tiertrace")
@@ -202,6 +203,8 @@ class _State:
         self.tracer = telemetry.tracer if telemetry is not None else None
         # where the SDK's span attribute store may be written directly (`tiertrace._core.sdkspans`)
         self.direct: DirectAttributes | None = vet(self.tracer)
+        # tells from an access's context that the tracer's sampler would drop its span
+        self.drops: Dropper | None = dropper(self.tracer)
         self.metrics: Metrics = telemetry.metrics if telemetry is not None else Metrics()
         self.semconv = self.metrics.semconv
         # SDK instruments, only where tiertrace's aggregation cannot reach the readers
@@ -281,7 +284,8 @@ def start(
             caller = getattr(parent, "parent", None)
             return Access(tier, op, target, parent, False, _caller_span(caller), True)
     tracer = st.tracer
-    if tracer is None:  # metrics only: no span at all
+    drops = st.drops
+    if tracer is None or (drops is not None and drops(ctx)):  # metrics only: no span at all
         return Access(tier, op, target, INVALID_SPAN, True, None, False, ctx)
     # sampler-relevant attributes at start (built once per tier, operation and target)
     name = f"{op} {target}" if target else op

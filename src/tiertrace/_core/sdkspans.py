@@ -22,14 +22,25 @@ This applies only where nothing can tell the difference:
 * the span attribute limit leaves room for every attribute of an access.
 
 Anywhere else, the attributes go through the SDK's public calls, with the same result.
+
+An access span the sampler would drop is not started at all (`dropper`): the SDK's built-in
+samplers decide from the parent span alone (always off, parent-based with an unsampled parent,
+a trace-id ratio of 0), so tiertrace can tell before starting it that the SDK would only hand
+back a non-recording span, which no processor sees and nothing exports; an access span is never
+the current span, so nothing can be started under it either. Its metrics are recorded as for
+any access. Where the SDK counts the spans it starts (its internal metrics,
+``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), every span is started as usual.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation import _SPAN_KEY as SPAN_KEY
 
 # an access span has at most 17 attributes (DESIGN §2): below this limit the SDK could drop
 # some, which only its own calls do right
@@ -125,3 +136,70 @@ def vet(tracer: Any) -> DirectAttributes | None:
         return None
     processor = getattr(tracer, "span_processor", None)
     return DirectAttributes(processor, getattr(limits, "max_span_attribute_length", None))
+
+
+def _always_drops(sampler: Any) -> bool:
+    """Whether ``sampler`` (one of the SDK's) drops every span, whatever its trace id."""
+    from opentelemetry.sdk.trace.sampling import Decision, StaticSampler, TraceIdRatioBased
+
+    if type(sampler) is StaticSampler:
+        return getattr(sampler, "_decision", None) is Decision.DROP
+    # a ratio of 0 (``OTEL_TRACES_SAMPLER=traceidratio``, argument 0): no trace id is below it
+    return type(sampler) is TraceIdRatioBased and getattr(sampler, "bound", None) == 0
+
+
+Dropper = Callable[[Context], bool]
+
+
+def dropper(tracer: Any) -> Dropper | None:
+    """A test that tells, from an access's context, that ``tracer`` would drop its span (see
+    the module's docstring); None where that cannot be known before the span starts.
+
+    Always off: every span. Parent-based (the SDK's default sampler): the delegate its parent
+    selects, when that delegate drops everything (always off for an unsampled parent, by
+    default; the root sampler when there is no valid parent).
+    """
+    try:
+        from opentelemetry.sdk.trace import Tracer
+        from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+        from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRatio
+    except ImportError:  # pragma: no cover - an SDK without these: start every span
+        return None
+    counted = type(getattr(tracer, "_tracer_metrics", None)) is not NoOpTracerMetrics
+    if type(tracer) is not Tracer or counted:  # the SDK counts the spans it starts
+        return None
+    sampler = getattr(tracer, "sampler", None)
+    if _always_drops(sampler):
+        return _drops_all
+    if type(sampler) not in (ParentBased, ParentBasedTraceIdRatio):
+        return None
+    root = _always_drops(getattr(sampler, "_root", None))
+    # [is_remote][sampled]: whether the delegate for such a parent drops every span
+    flags = ("not_sampled", "sampled")
+    parents = tuple(
+        tuple(_always_drops(getattr(sampler, f"_{where}_parent_{flag}", None)) for flag in flags)
+        for where in ("local", "remote")
+    )
+    if not root and not any(any(row) for row in parents):
+        return None
+
+    def drops(ctx: Context) -> bool:
+        parent: Any = ctx.get(SPAN_KEY)
+        if parent is None:
+            return root
+        found = parent.get_span_context()
+        if not found.is_valid:
+            return root
+        return parents[found.is_remote][found.trace_flags.sampled] is True
+
+    return drops
+
+
+def _drops_all(_ctx: Context) -> bool:
+    return True
+
+
+def drops_every_span(tracer: Any) -> bool:
+    """Whether ``tracer`` drops every span it starts, whatever its parent (always off), and
+    nothing counts the spans it starts: then tiertrace needs no tracer at all."""
+    return dropper(tracer) is _drops_all

@@ -51,6 +51,7 @@ from tiertrace._core import recorder
 from tiertrace._core.errors import ConfigError
 from tiertrace._core.metrics import Metrics
 from tiertrace._core.recorder import Access
+from tiertrace._core.sdkspans import drops_every_span
 from tiertrace._runtime import bridge, delivery
 from tiertrace._runtime.bridge import Source
 from tiertrace._runtime.config import Settings
@@ -84,10 +85,9 @@ class Telemetry:
                 f"the OpenTelemetry SDK rejected its configuration ({exc}); check the OTEL_* "
                 "environment variables (OTEL_BSP_*, OTEL_BLRP_*, OTEL_EXPORTER_OTLP_*, …)"
             ) from None
+        tracer = self.tracer_provider.get_tracer(SCOPE, __version__)
         # a provider that can never sample: no span at all (the SDK would still make one)
-        sampler = getattr(self.tracer_provider, "sampler", None)
-        never = sampler is not None and sampler.get_description() == "AlwaysOffSampler"
-        self.tracer = None if never else self.tracer_provider.get_tracer(SCOPE, __version__)
+        self.tracer = None if drops_every_span(tracer) else tracer
         meter = self.meter_provider.get_meter(SCOPE, __version__)
         self.meter = meter
         self.logger = self.logger_provider.get_logger(SCOPE, __version__)
