@@ -183,14 +183,23 @@ def dropper(tracer: Any) -> Dropper | None:
     if not root and not any(any(row) for row in parents):
         return None
 
+    # the last parent seen and the answer for it (a span's context never changes): the accesses
+    # of one request share their parent; one tuple, replaced whole, so threads never mix them
+    last: list[tuple[object, bool]] = [(None, root)]
+
     def drops(ctx: Context) -> bool:
         parent: Any = ctx.get(SPAN_KEY)
         if parent is None:
             return root
+        seen = last[0]
+        if parent is seen[0]:
+            return seen[1]
         found = parent.get_span_context()
-        if not found.is_valid:
-            return root
-        return parents[found.is_remote][found.trace_flags.sampled] is True
+        answer = root
+        if found.is_valid:
+            answer = parents[found.is_remote][found.trace_flags.sampled] is True
+        last[0] = (parent, answer)
+        return answer
 
     return drops
 
