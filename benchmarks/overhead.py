@@ -29,7 +29,12 @@ One process measures every operation under these configurations (`harness.modes`
   floor where the call runs, after the client's own work has left the processor's caches cold,
   which the warm-loop floor below is not (JSON: ``span_overhead_us``; table "A bare recorded
   span around the call"). ``full`` minus it is what tiertrace adds to the one span an access
-  must have.
+  must have;
+* ``unsampled`` — the operations of the goals only: ``full`` with the SDK's default sampler
+  (parent-based, always on) and each call under a remote parent that is not sampled, as for a
+  request whose ``traceparent`` says so: metrics-only the way most traffic meets it when
+  tracing is on and sampled (JSON: ``unsampled_overhead_us``; table "Tracing on, the request
+  not sampled"; a goal row next to metrics-only).
 
 Services are private (`harness.services`): a redis-server on a free port, a PostgreSQL database
 created on 127.0.0.1:5432 (user postgres, ``TIERTRACE_BENCH_PG`` to point elsewhere; a private

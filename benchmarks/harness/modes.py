@@ -16,7 +16,11 @@
   configuration uses the global provider). Only PostgreSQL operations run under it;
 * ``span`` — nothing instrumented, and each timed call wrapped in a bare recorded span (start,
   end, ``BatchSpanProcessor`` into a no-op exporter; `around_span`): the SDK's floor where the
-  call runs, after the client's own work, for the operations of the goals.
+  call runs, after the client's own work, for the operations of the goals;
+* ``unsampled`` — ``full``'s providers with the SDK's default sampler (parent-based, always on)
+  and every timed call under a remote parent that is not sampled (an incoming request whose
+  ``traceparent`` says so; `unsampled_parent`): tracing on, the request not sampled, for the
+  operations of the goals.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import psycopg
 import redis
+from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -38,13 +43,19 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, DEFAULT_ON
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    set_span_in_context,
+)
 
 import tiertrace
 
-CONFIGS = ("raw", "metrics", "full", "anchor", "anchor_metrics", "span")
-TIERTRACE_CONFIGS = ("metrics", "full")
+CONFIGS = ("raw", "metrics", "full", "anchor", "anchor_metrics", "span", "unsampled")
+TIERTRACE_CONFIGS = ("metrics", "full", "unsampled")
 SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 
@@ -196,6 +207,7 @@ class Active:
     points_before: int = 0
     restore_opt_in: tuple[str | None] | None = None  # (value) to put back on close
     tracer: Any = None  # ``span``: the tracer of the bare spans (`around_span`)
+    token: object = None  # ``unsampled``: the attached parent context, detached on close
 
     def close(self) -> dict[str, int]:
         """Switch back to raw; return how much telemetry this activation produced."""
@@ -213,7 +225,15 @@ class Active:
         produced["logs"] = self.logs.count if self.logs else 0
         if self.restore_opt_in is not None:
             set_semconv_opt_in(self.restore_opt_in[0])
+        if self.token is not None:
+            otel_context.detach(self.token)  # type: ignore[arg-type]
         return produced
+
+
+def unsampled_parent() -> Any:
+    """The context of an incoming request whose ``traceparent`` says "not sampled"."""
+    parent = SpanContext(0x5EED, 0x5EED, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
+    return set_span_in_context(NonRecordingSpan(parent))
 
 
 def around_span(fn: Callable[[], Any], tracer: Any, is_async: bool) -> Callable[[], Any]:
@@ -271,14 +291,18 @@ def activate(name: str) -> Active:
         tiertrace.init(exporter="none", tracer_provider=tp, meter_provider=mp)
         return Active(name, [tp, mp], reader=reader)
     spans = CountingSpanExporter()
-    tp = TracerProvider(sampler=ALWAYS_ON)
+    # ``unsampled``: the SDK's default sampler, every call under an unsampled parent
+    tp = TracerProvider(sampler=DEFAULT_ON if name == "unsampled" else ALWAYS_ON)
     tp.add_span_processor(BatchSpanProcessor(spans))
-    if name == "full":
+    if name in ("full", "unsampled"):
         logs = CountingLogExporter()
         lp = LoggerProvider()
         lp.add_log_record_processor(BatchLogRecordProcessor(logs))
         tiertrace.init(exporter="none", tracer_provider=tp, meter_provider=mp, logger_provider=lp)
-        return Active(name, [tp, mp, lp], spans, logs, reader)
+        active = Active(name, [tp, mp, lp], spans, logs, reader)
+        if name == "unsampled":
+            active.token = otel_context.attach(unsampled_parent())
+        return active
     if name != "anchor":
         raise ValueError(f"unknown configuration {name!r}")
     from opentelemetry.instrumentation.chromadb import ChromaInstrumentor as ChromaAnchor

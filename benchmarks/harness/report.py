@@ -91,6 +91,13 @@ def goals(ops: dict[str, dict[str, Any]], tput: dict[str, Any] | None) -> list[d
             GOAL_METRICS_RATIO,
             "×",
         )
+        if cpu.get("unsampled_overhead_us") is not None:  # metrics-only, tracing on
+            add(
+                f"{label}: unsampled request / anchor (CPU)",
+                cpu["unsampled_overhead_us"] / anchor,
+                GOAL_METRICS_RATIO,
+                "×",
+            )
     chroma = ops.get("chroma_query", {}).get("cpu")
     if chroma:
         pct = chroma["full_overhead_us"] / chroma["raw_us"] * 100
@@ -188,15 +195,46 @@ def _span_cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
-def span_table(ops: dict[str, dict[str, Any]]) -> str:
-    widths = (33, 8, 15, 14, 10, 18, 13)
-
+def _text_table(head: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]) -> str:
     def line(cells: Sequence[str]) -> str:
         first, *rest = zip(cells, widths, strict=True)
         return f"{first[0]:<{first[1]}}" + "".join(f"{v:>{w}}" for v, w in rest)
 
-    head = line(SPAN_HEAD)
-    return "\n".join([head, "-" * len(head), *(line(_span_cells(r)) for r in _span_rows(ops))])
+    top = line(head)
+    return "\n".join([top, "-" * len(top), *(line(r) for r in rows)])
+
+
+def span_table(ops: dict[str, dict[str, Any]]) -> str:
+    rows = [_span_cells(r) for r in _span_rows(ops)]
+    return _text_table(SPAN_HEAD, rows, (33, 8, 15, 14, 10, 18, 13))
+
+
+def _unsampled_rows(ops: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in ops.values() if r["cpu"].get("unsampled_overhead_us") is not None]
+
+
+UNSAMPLED_TITLE = "Tracing on, the request not sampled (CPU µs)"
+UNSAMPLED_HEAD = ("operation", "raw", "anchor +µs", "tracing off +µs", "/ anchor",
+                  "unsampled +µs", "/ anchor")  # fmt: skip
+
+
+def _unsampled_cells(row: dict[str, Any]) -> list[str]:
+    c = row["cpu"]
+    anchor = c["anchor_overhead_us"]
+    return [
+        row["label"],
+        f"{c['raw_us']:.1f}",
+        f"{anchor:+.1f}",
+        f"{c['metrics_overhead_us']:+.1f}",
+        f"{c['metrics_overhead_us'] / anchor:.3f}",
+        f"{c['unsampled_overhead_us']:+.1f}",
+        f"{c['unsampled_overhead_us'] / anchor:.3f}",
+    ]
+
+
+def unsampled_table(ops: dict[str, dict[str, Any]]) -> str:
+    rows = [_unsampled_cells(r) for r in _unsampled_rows(ops)]
+    return _text_table(UNSAMPLED_HEAD, rows, (33, 8, 12, 17, 10, 15, 10))
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -222,6 +260,9 @@ def print_report(report: dict[str, Any]) -> None:
     if _span_rows(report["ops"]):
         print(f"\n{SPAN_TITLE}:\n")
         print(span_table(report["ops"]))
+    if _unsampled_rows(report["ops"]):
+        print(f"\n{UNSAMPLED_TITLE}:\n")
+        print(unsampled_table(report["ops"]))
     floor = report.get("floor")
     if floor:
         print("\nSDK floor (warm loop, CPU µs per call; wall in parentheses):")
@@ -298,6 +339,11 @@ def markdown(report: dict[str, Any]) -> str:
         out += ["", f"## {SPAN_TITLE}", "", "| " + " | ".join(SPAN_HEAD) + " |"]
         out.append("|---" + "|---:" * (len(SPAN_HEAD) - 1) + "|")
         out += ["| " + " | ".join(_span_cells(r)) + " |" for r in rows]
+    rows = _unsampled_rows(ops)
+    if rows:
+        out += ["", f"## {UNSAMPLED_TITLE}", "", "| " + " | ".join(UNSAMPLED_HEAD) + " |"]
+        out.append("|---" + "|---:" * (len(UNSAMPLED_HEAD) - 1) + "|")
+        out += ["| " + " | ".join(_unsampled_cells(r)) + " |" for r in rows]
     floor = report.get("floor")
     if floor:
         out += ["", "## SDK floor (warm loop, same run)", ""]

@@ -150,6 +150,7 @@ def overhead_stats(runs: dict[str, list[float]]) -> dict[str, Any]:
         "anchor_overhead_us": anchor,
         "anchor_metrics_overhead_us": over("anchor_metrics"),
         "span_overhead_us": over("span"),
+        "unsampled_overhead_us": over("unsampled"),
         "full_to_anchor_ratio": ratio,
     }
 

@@ -40,7 +40,8 @@ class Op:
     configs: tuple[str, ...] = ("raw", "metrics", "full", "anchor")
 
 
-_GOAL = ("raw", "metrics", "full", "anchor", "span")  # the goals' rows: also a bare span
+# the goals' rows: also a bare span, and tiertrace under an unsampled parent
+_GOAL = ("raw", "metrics", "full", "anchor", "span", "unsampled")
 _PG = ("raw", "metrics", "full", "anchor", "anchor_metrics")
 
 OPS = (
@@ -54,7 +55,7 @@ OPS = (
     Op("aredis_get_miss", "redis.asyncio GET miss", True),
     Op("aredis_pipeline10", "redis.asyncio PIPELINE of 10", True),
     Op("aredis_mget10", "redis.asyncio MGET of 10", True),
-    Op("pg_select", "psycopg SELECT by PK (cursor)", configs=(*_PG, "span")),
+    Op("pg_select", "psycopg SELECT by PK (cursor)", configs=(*_PG, "span", "unsampled")),
     Op("pg_pool_select", "psycopg SELECT by PK (pool)", configs=_PG),
     Op("pg_async_select", "psycopg SELECT by PK (async)", True, configs=_PG),
     Op("chroma_query", "Chroma query k=5", configs=_GOAL),
