@@ -54,7 +54,7 @@ def remote_parent(sampled: bool) -> Iterator[None]:
 
 
 def _gets(r: redis.Redis) -> None:
-    r.get("user:1")  # a hit (set by the test)
+    r.get("user:1")  # a hit where the test set it, else a miss
     r.get("user:2")  # a miss
 
 
